@@ -1,0 +1,79 @@
+#ifndef PETREL_CORE_CONFIG_H
+#define PETREL_CORE_CONFIG_H
+/*
+ * config.h: the configuration snapshot, loaded from an INI file (libinih).
+ * A loaded config is immutable; SIGHUP builds a new one. Relative paths
+ * in the file are taken relative to the current directory at startup.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_LISTEN_MAX	8
+#define CONFIG_DOMAINS_MAX	64
+#define CONFIG_NETS_MAX		64
+
+struct config_listen {
+	char	 host[64];	/* numeric address, "127.0.0.1" or "::1" */
+	char	 port[8];	/* numeric port */
+	bool	 optional;	/* skip quietly if the address is not there
+				   (e.g. [::1] on a host without IPv6) */
+};
+
+struct config_net {			/* a trusted network, CIDR */
+	int	 family;		/* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int	 prefix;
+};
+
+struct config {
+	/* [server] */
+	char	*hostname;		/* owned; default: gethostname() */
+	char	*spool_dir;		/* owned; default "var/spool" */
+	char	*mail_dir;		/* owned; default "var/mail" */
+	int	 log_level;		/* enum log_level; default info */
+	int	 workers;		/* default 4 */
+
+	/* [smtp] */
+	struct config_listen mx_listen[CONFIG_LISTEN_MAX];
+	size_t	 mx_listen_len;
+	uint64_t max_message_size;	/* bytes; default 52428800 */
+	size_t	 max_recipients;	/* default 1000 */
+	size_t	 max_line_length;	/* command line incl. CRLF; default 2048 */
+	int	 max_errors;		/* default 20, then 421 and close */
+	int	 max_sessions;		/* default 1000 */
+	int	 max_sessions_per_client; /* default 50 */
+	int	 command_timeout;	/* seconds; default 300 */
+	int	 data_timeout;		/* seconds; default 300 */
+	struct config_net trusted_networks[CONFIG_NETS_MAX];
+	size_t	 trusted_networks_len;	/* default none */
+
+	/* [local] */
+	char	*domains[CONFIG_DOMAINS_MAX];	/* owned, lowercased */
+	size_t	 domains_len;		/* default: "localhost" */
+	char	*users_file;		/* owned or NULL; default "etc/users" */
+	char	*aliases_file;		/* owned or NULL; default "etc/aliases" */
+
+	/* [queue] */
+	int	 retry_initial;		/* seconds; default 300 */
+	int	 retry_max;		/* seconds; default 4000 */
+	int	 max_lifetime;		/* seconds; default 432000 (5 days) */
+	int	 max_deliveries;	/* concurrent delivery jobs; default 8 */
+};
+
+/*
+ * Load and validate path. On success *out is a new config (free with
+ * config_free()). On failure returns -1 and err holds every problem, one
+ * per line, as "FILE:LINE: [section] key: message".
+ */
+int	config_load(const char *path, struct config **out, char *err,
+	    size_t errlen);
+/* A config with every default, as if loaded from an empty file. */
+struct config *config_default(void);
+void	config_free(struct config *c);
+/* True if addr (AF_INET/AF_INET6, raw bytes) is in trusted_networks. */
+bool	config_trusted(const struct config *c, int family, const void *addr);
+/* True if domain (lowercase) is one of the local domains. */
+bool	config_local_domain(const struct config *c, const char *domain);
+
+#endif

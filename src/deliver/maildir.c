@@ -1,0 +1,387 @@
+/*
+ * maildir.c: write one message into a Maildir the way
+ * cr.yp.to/proto/maildir.html says: tmp/, fsync, rename into new/, fsync
+ * new/. Blocking; runs on a worker thread. Knows nothing of the queue.
+ */
+#include "deliver/maildir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+#define MAILDIR_BUF_CAP		(64 * 1024)
+#define MAILDIR_HOST_MAX	255	/* RFC 1035 2.3.4 */
+#define MAILDIR_RP		"return-path:"
+#define MAILDIR_RP_LEN		(sizeof(MAILDIR_RP) - 1)
+
+/*
+ * The Q<n> part of the unique name: two deliveries from one process in
+ * the same microsecond still differ. The one piece of process-wide state
+ * here, and atomic because deliveries run on several worker threads.
+ */
+static atomic_ulong maildir_counter;
+
+/* Where a header line stands while it is being copied. */
+enum maildir_hdr {
+	MAILDIR_HDR_START,	/* at the start of a line */
+	MAILDIR_HDR_PREFIX,	/* could still be "Return-Path:" */
+	MAILDIR_HDR_KEEP,	/* rest of the line is copied */
+	MAILDIR_HDR_DROP,	/* rest of the line is dropped */
+	MAILDIR_HDR_BODY,	/* past the empty line: copy everything */
+};
+
+struct maildir_out {
+	int		 fd;
+	char		*buf;		/* owned; MAILDIR_BUF_CAP bytes */
+	size_t		 len;
+	bool		 pending_cr;	/* a CR was read, its LF may follow */
+	bool		 dropping;	/* the current field is Return-Path */
+	enum maildir_hdr state;
+	char		 pfx[MAILDIR_RP_LEN];	/* held back while PREFIX */
+	size_t		 pfx_len;
+};
+
+static int
+maildir_flush(struct maildir_out *o)
+{
+	if (o->len > 0 && io_write_all(o->fd, o->buf, o->len) == -1)
+		return -1;
+	o->len = 0;
+	return 0;
+}
+
+static int
+maildir_put(struct maildir_out *o, const char *p, size_t n)
+{
+	size_t	 k;
+
+	while (n > 0) {
+		if (o->len == MAILDIR_BUF_CAP && maildir_flush(o) == -1)
+			return -1;
+		k = MAILDIR_BUF_CAP - o->len;
+		if (k > n)
+			k = n;
+		memcpy(o->buf + o->len, p, k);
+		o->len += k;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int
+maildir_putc(struct maildir_out *o, char c)
+{
+	return maildir_put(o, &c, 1);
+}
+
+static int
+maildir_puts(struct maildir_out *o, const char *s)
+{
+	return maildir_put(o, s, strlen(s));
+}
+
+/*
+ * One byte of the message with line ends already LF. Drops Return-Path
+ * fields (with their continuation lines) from the header section only:
+ * the delivery agent writes the one true Return-Path (RFC 5321 4.4).
+ */
+static int
+maildir_header_byte(struct maildir_out *o, char c)
+{
+	char	 lc;
+
+	switch (o->state) {
+	case MAILDIR_HDR_BODY:
+		return maildir_putc(o, c);
+	case MAILDIR_HDR_START:
+		if (c == '\n') {
+			/* RFC 5322 2.1: the empty line ends the header. */
+			o->state = MAILDIR_HDR_BODY;
+			return maildir_putc(o, c);
+		}
+		if (c == ' ' || c == '\t') {
+			/* RFC 5322 2.2.3: a continuation of the field. */
+			if (o->dropping) {
+				o->state = MAILDIR_HDR_DROP;
+				return 0;
+			}
+			o->state = MAILDIR_HDR_KEEP;
+			return maildir_putc(o, c);
+		}
+		o->dropping = false;
+		o->pfx_len = 0;
+		o->state = MAILDIR_HDR_PREFIX;
+		/* FALLTHROUGH */
+	case MAILDIR_HDR_PREFIX:
+		lc = c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+		o->pfx[o->pfx_len++] = c;
+		if (lc != MAILDIR_RP[o->pfx_len - 1]) {
+			o->state = c == '\n' ? MAILDIR_HDR_START :
+			    MAILDIR_HDR_KEEP;
+			return maildir_put(o, o->pfx, o->pfx_len);
+		}
+		if (o->pfx_len == MAILDIR_RP_LEN) {
+			o->dropping = true;
+			o->state = MAILDIR_HDR_DROP;
+		}
+		return 0;
+	case MAILDIR_HDR_KEEP:
+		if (c == '\n')
+			o->state = MAILDIR_HDR_START;
+		return maildir_putc(o, c);
+	case MAILDIR_HDR_DROP:
+		if (c == '\n')
+			o->state = MAILDIR_HDR_START;
+		return 0;
+	}
+	return 0;
+}
+
+/* Spool bytes in: CRLF becomes LF, a lone CR stays, even across reads. */
+static int
+maildir_spool_bytes(struct maildir_out *o, const char *p, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		if (o->pending_cr) {
+			o->pending_cr = false;
+			if (p[i] == '\n') {
+				if (maildir_header_byte(o, '\n') == -1)
+					return -1;
+				continue;
+			}
+			if (maildir_header_byte(o, '\r') == -1)
+				return -1;
+		}
+		if (p[i] == '\r') {
+			o->pending_cr = true;
+			continue;
+		}
+		if (maildir_header_byte(o, p[i]) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The end of the spool data: release whatever is still held back. */
+static int
+maildir_spool_end(struct maildir_out *o)
+{
+	if (o->pending_cr) {
+		o->pending_cr = false;
+		if (maildir_header_byte(o, '\r') == -1)
+			return -1;
+	}
+	if (o->state == MAILDIR_HDR_PREFIX) {
+		o->state = MAILDIR_HDR_KEEP;
+		if (maildir_put(o, o->pfx, o->pfx_len) == -1)
+			return -1;
+	}
+	return maildir_flush(o);
+}
+
+static void
+maildir_error(char *err, size_t errlen, const char *step, const char *path,
+    int errnum)
+{
+	snprintf(err, errlen, "maildir: %s %s: %s", step, path,
+	    strerror(errnum));
+}
+
+/* "<dir>/<sub>" into out; -1 with errno ENAMETOOLONG if it does not fit. */
+static int
+maildir_join(char *out, size_t cap, const char *dir, const char *sub)
+{
+	int	 n;
+
+	n = snprintf(out, cap, "%s/%s", dir, sub);
+	if (n < 0 || (size_t)n >= cap) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The unique name "<sec>.M<usec>P<pid>Q<n>.<host>", with '/' and ':' in
+ * host written as \057 and \072 (they cannot appear in a Maildir name).
+ */
+static int
+maildir_unique(char *out, size_t cap, const char *hostname)
+{
+	struct timespec ts;
+	char	 host[MAILDIR_HOST_MAX * 4 + 1];
+	size_t	 i, hl = 0;
+	unsigned long q;
+	int	 n;
+
+	if (hostname == NULL || hostname[0] == '\0')
+		hostname = "localhost";
+	if (strlen(hostname) > MAILDIR_HOST_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (i = 0; hostname[i] != '\0'; i++) {
+		if (hostname[i] == '/') {
+			memcpy(host + hl, "\\057", 4);
+			hl += 4;
+		} else if (hostname[i] == ':') {
+			memcpy(host + hl, "\\072", 4);
+			hl += 4;
+		} else
+			host[hl++] = hostname[i];
+	}
+	host[hl] = '\0';
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
+		return -1;
+	q = atomic_fetch_add(&maildir_counter, 1);
+	n = snprintf(out, cap, "%lld.M%ldP%ldQ%lu.%s", (long long)ts.tv_sec,
+	    ts.tv_nsec / 1000, (long)getpid(), q, host);
+	if (n < 0 || (size_t)n >= cap) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* A header value must not carry a line end of its own. */
+static bool
+maildir_header_ok(const char *s)
+{
+	return strpbrk(s, "\r\n") == NULL;
+}
+
+int
+maildir_deliver(const char *dir, int fd, off_t body_off,
+    const char *return_path, const char *delivered_to,
+    const char *hostname, char *err, size_t errlen)
+{
+	static const char *const subdirs[] = { "tmp", "new", "cur" };
+	struct maildir_out o = { .fd = -1 };
+	char	 path[PATH_MAX], tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX];
+	char	 name[NAME_MAX + 1];
+	char	*rbuf = NULL;
+	const char *step = "mkdir", *where = dir;
+	size_t	 i;
+	ssize_t	 n;
+	off_t	 off = body_off;
+	bool	 renamed = false;
+	int	 rc = -1, saved, tmp_fd;
+
+	tmp[0] = new[0] = '\0';
+	if (!maildir_header_ok(return_path) ||
+	    !maildir_header_ok(delivered_to)) {
+		snprintf(err, errlen, "maildir: header %s: line end in "
+		    "envelope address", dir);
+		return -1;
+	}
+
+	if (mkdir_p(dir, 0700) == -1)
+		goto fail;
+	for (i = 0; i < ARRAY_LEN(subdirs); i++) {
+		if (maildir_join(path, sizeof(path), dir, subdirs[i]) == -1)
+			goto fail;
+		where = path;
+		if (mkdir_p(path, 0700) == -1)
+			goto fail;
+	}
+
+	step = "name";
+	where = dir;
+	if (maildir_unique(name, sizeof(name), hostname) == -1 ||
+	    maildir_join(newdir, sizeof(newdir), dir, "new") == -1 ||
+	    maildir_join(path, sizeof(path), dir, "tmp") == -1 ||
+	    maildir_join(tmp, sizeof(tmp), path, name) == -1 ||
+	    maildir_join(new, sizeof(new), newdir, name) == -1) {
+		tmp[0] = '\0';
+		goto fail;
+	}
+
+	step = "open";
+	where = tmp;
+	if ((o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1) {
+		/* Not ours: never unlink a file someone else created. */
+		saved = errno;
+		tmp[0] = '\0';
+		errno = saved;
+		goto fail;
+	}
+	o.buf = xmalloc(MAILDIR_BUF_CAP);
+	rbuf = xmalloc(MAILDIR_BUF_CAP);
+	o.state = MAILDIR_HDR_START;
+
+	step = "write";
+	if (maildir_puts(&o, "Return-Path: <") == -1 ||
+	    maildir_puts(&o, return_path) == -1 ||
+	    maildir_puts(&o, ">\nDelivered-To: ") == -1 ||
+	    maildir_puts(&o, delivered_to) == -1 ||
+	    maildir_putc(&o, '\n') == -1)
+		goto fail;
+
+	for (;;) {
+		n = pread(fd, rbuf, MAILDIR_BUF_CAP, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			step = "read";
+			where = "spool";
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		off += n;
+		if (maildir_spool_bytes(&o, rbuf, (size_t)n) == -1)
+			goto fail;
+	}
+	if (maildir_spool_end(&o) == -1)
+		goto fail;
+
+	step = "fsync";
+	if (fsync(o.fd) == -1)
+		goto fail;
+	step = "close";
+	tmp_fd = o.fd;
+	o.fd = -1;	/* closed even when close() reports an error */
+	if (close(tmp_fd) == -1)
+		goto fail;
+
+	step = "rename";
+	if (rename(tmp, new) == -1)
+		goto fail;
+	renamed = true;
+	tmp[0] = '\0';
+
+	step = "fsync";
+	where = newdir;
+	if (fsync_dir(newdir) == -1)
+		goto fail;
+	rc = 0;
+	goto out;
+
+fail:
+	maildir_error(err, errlen, step, where, errno);
+out:
+	if (o.fd != -1)
+		close(o.fd);	/* already failed: the file is unlinked */
+	if (rc == -1 && tmp[0] != '\0')
+		unlink(tmp);	/* never leave a half-written file behind */
+	if (rc == -1 && renamed)
+		unlink(new);	/* not durable: the queue will retry */
+	free(o.buf);
+	free(rbuf);
+	return rc;
+}

@@ -1,0 +1,366 @@
+/*
+ * spool.c: the on-disk form of a queued message: write, commit, scan,
+ * journal, remove. Knows nothing of SMTP sessions; callers decide when to
+ * commit. Durability: a message is in queue/ only after its data was
+ * synced, and a commit reports success only after queue/ was synced.
+ */
+#include "queue/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+struct spool {
+	char		*dir;		/* owned */
+	char		*tmp_dir;	/* owned: <dir>/tmp */
+	char		*queue_dir;	/* owned: <dir>/queue */
+	struct workq	*wq;		/* borrowed */
+	struct qid_gen	 gen;		/* loop thread only */
+
+	/*
+	 * Group commit of queue/: a committer bumps renamed, then waits until
+	 * synced covers its number; one waiter at a time runs the fsync and
+	 * covers every rename made before it started.
+	 */
+	pthread_mutex_t	 mtx;
+	pthread_cond_t	 cond;
+	uint64_t	 renamed;	/* guarded by mtx */
+	uint64_t	 synced;	/* guarded by mtx */
+	bool		 syncing;	/* guarded by mtx */
+	int		 sync_err;	/* guarded by mtx: errno of last fsync */
+};
+
+struct commit_job {
+	struct spool_msg *m;		/* borrowed: caller keeps it alive */
+	void		(*cb)(struct spool_msg *, int, void *);
+	void		*arg;
+	int		 err;
+};
+
+static int
+clean_tmp(const char *tmp_dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 path[4096];
+
+	if ((d = opendir(tmp_dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmp_dir, de->d_name);
+		if (unlink(path) == 0)
+			log_info("%s spool removed unfinished tmp file", de->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+struct spool *
+spool_open(const char *dir, struct workq *wq)
+{
+	struct spool	*sp = xcalloc(1, sizeof(*sp));
+
+	sp->dir = xstrdup(dir);
+	sp->tmp_dir = xasprintf("%s/tmp", dir);
+	sp->queue_dir = xasprintf("%s/queue", dir);
+	sp->wq = wq;
+	pthread_mutex_init(&sp->mtx, NULL);
+	pthread_cond_init(&sp->cond, NULL);
+	if (mkdir_p(sp->tmp_dir, 0700) == -1 ||
+	    mkdir_p(sp->queue_dir, 0700) == -1 ||
+	    clean_tmp(sp->tmp_dir) == -1) {
+		int saved = errno;
+
+		spool_close(sp);
+		errno = saved;
+		return NULL;
+	}
+	return sp;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	pthread_mutex_destroy(&sp->mtx);
+	pthread_cond_destroy(&sp->cond);
+	free(sp->dir);
+	free(sp->tmp_dir);
+	free(sp->queue_dir);
+	free(sp);
+}
+
+const char *
+spool_queue_dir(const struct spool *sp)
+{
+	return sp->queue_dir;
+}
+
+void
+spool_path(const struct spool *sp, const char *id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%s", sp->queue_dir, id);
+}
+
+void
+spool_journal_path(const struct spool *sp, const char *id, char *out,
+    size_t cap)
+{
+	snprintf(out, cap, "%s/%s.j", sp->queue_dir, id);
+}
+
+struct spool_msg *
+spool_msg_new(struct spool *sp)
+{
+	struct spool_msg *m;
+	struct stat	 st;
+
+	m = xcalloc(1, sizeof(*m));
+	m->sp = sp;
+	m->fd = -1;
+	for (int tries = 0; tries < 16; tries++) {
+		qid_next(&sp->gen, now_usec(), m->id);
+		free(m->tmp_path);
+		free(m->queue_path);
+		m->tmp_path = xasprintf("%s/%s", sp->tmp_dir, m->id);
+		m->queue_path = xasprintf("%s/%s", sp->queue_dir, m->id);
+		/* after a clock step back an id may already be queued */
+		if (stat(m->queue_path, &st) == 0)
+			continue;
+		m->fd = open(m->tmp_path,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (m->fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (m->fd == -1) {
+		int saved = errno;
+
+		free(m->tmp_path);
+		free(m->queue_path);
+		free(m);
+		errno = saved;
+		return NULL;
+	}
+	return m;
+}
+
+int
+spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
+{
+	if (m->error != 0)
+		return -1;
+	if (io_write_all(m->fd, buf, len) == -1) {
+		m->error = errno;
+		return -1;
+	}
+	m->written += len;
+	return 0;
+}
+
+/* Wait until queue/ has been synced after our rename. Worker thread. */
+static int
+group_sync(struct spool *sp)
+{
+	uint64_t	 mine;
+	int		 err = 0;
+
+	pthread_mutex_lock(&sp->mtx);
+	mine = ++sp->renamed;
+	while (sp->synced < mine) {
+		if (sp->syncing) {
+			pthread_cond_wait(&sp->cond, &sp->mtx);
+			continue;
+		}
+		uint64_t target = sp->renamed;
+
+		sp->syncing = true;
+		pthread_mutex_unlock(&sp->mtx);
+		int rc = fsync_dir(sp->queue_dir);
+		int e = rc == -1 ? errno : 0;
+		pthread_mutex_lock(&sp->mtx);
+		sp->syncing = false;
+		sp->sync_err = e;
+		if (e == 0)
+			sp->synced = target;
+		pthread_cond_broadcast(&sp->cond);
+		if (e != 0) {
+			err = e;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&sp->mtx);
+	return err;
+}
+
+static void
+commit_work(void *arg)
+{
+	struct commit_job *j = arg;
+	struct spool_msg *m = j->m;
+
+	if (m->error != 0) {
+		j->err = m->error;
+		return;
+	}
+	if (fdatasync(m->fd) == -1) {
+		j->err = errno;
+		return;
+	}
+	if (close(m->fd) == -1) {
+		m->fd = -1;
+		j->err = errno;
+		return;
+	}
+	m->fd = -1;
+	if (rename(m->tmp_path, m->queue_path) == -1) {
+		j->err = errno;
+		return;
+	}
+	m->committed = true;
+	j->err = group_sync(m->sp);
+}
+
+static void
+commit_done(void *arg)
+{
+	struct commit_job *j = arg;
+
+	if (j->err != 0 && j->m->committed) {
+		/*
+		 * Renamed but the directory sync failed: the message may or
+		 * may not survive a crash. The client gets a 4xx and will
+		 * retry; keep the file so it is still delivered (at least
+		 * once, never lost).
+		 */
+		log_err("%s spool commit dirsync failed: %s", j->m->id,
+		    strerror(j->err));
+	}
+	j->cb(j->m, j->err, j->arg);
+	free(j);
+}
+
+void
+spool_msg_commit(struct spool_msg *m,
+    void (*cb)(struct spool_msg *, int, void *), void *arg)
+{
+	struct commit_job *j = xcalloc(1, sizeof(*j));
+
+	j->m = m;
+	j->cb = cb;
+	j->arg = arg;
+	workq_submit(m->sp->wq, commit_work, commit_done, j);
+}
+
+void
+spool_msg_free(struct spool_msg *m)
+{
+	if (m == NULL)
+		return;
+	if (m->fd != -1)
+		close(m->fd);
+	if (!m->committed)
+		unlink(m->tmp_path);	/* never leave a half-written file */
+	free(m->tmp_path);
+	free(m->queue_path);
+	free(m);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+long
+spool_scan(struct spool *sp, void (*cb)(const char *, void *), void *arg)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		**ids = NULL, path[4096];
+	size_t		 n = 0, cap = 0;
+
+	if ((d = opendir(sp->queue_dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (qid_valid(de->d_name)) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				ids = xreallocarray(ids, cap, sizeof(*ids));
+			}
+			ids[n++] = xstrdup(de->d_name);
+		} else if (strlen(de->d_name) == QID_LEN + 2 &&
+		    strcmp(de->d_name + QID_LEN, ".j") == 0) {
+			char	 id[QID_LEN + 1];
+			struct stat st;
+
+			memcpy(id, de->d_name, QID_LEN);
+			id[QID_LEN] = '\0';
+			spool_path(sp, id, path, sizeof(path));
+			if (stat(path, &st) == -1 && errno == ENOENT) {
+				spool_journal_path(sp, id, path, sizeof(path));
+				unlink(path);
+			}
+		}
+	}
+	closedir(d);
+	qsort(ids, n, sizeof(*ids), cmp_str);	/* ids sort by arrival */
+	for (size_t i = 0; i < n; i++) {
+		cb(ids[i], arg);
+		free(ids[i]);
+	}
+	free(ids);
+	return (long)n;
+}
+
+int
+spool_journal_append(const struct spool *sp, const char *id,
+    const char *line, size_t len)
+{
+	char	 path[4096];
+	int	 fd, rc = -1;
+	struct stat st;
+	bool	 created;
+
+	spool_journal_path(sp, id, path, sizeof(path));
+	created = stat(path, &st) == -1;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	if (io_write_all(fd, line, len) == -1 || fdatasync(fd) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (close(fd) == -1)
+		rc = -1;
+	if (rc == 0 && created && fsync_dir(sp->queue_dir) == -1)
+		rc = -1;
+	return rc;
+}
+
+int
+spool_remove(const struct spool *sp, const char *id)
+{
+	char	 path[4096];
+	int	 rc = 0;
+
+	/* message first: a journal without its message is cleaned at scan */
+	spool_path(sp, id, path, sizeof(path));
+	if (unlink(path) == -1 && errno != ENOENT)
+		rc = -1;
+	spool_journal_path(sp, id, path, sizeof(path));
+	if (unlink(path) == -1 && errno != ENOENT)
+		rc = -1;
+	return rc;
+}

@@ -129,6 +129,7 @@ struct config_ctx {
 	bool		 cont;		/* that line continues the last value */
 	bool		 have_key;	/* a continuation may follow (inih's
 					   prev_name is set) */
+	bool		 drop_cont;	/* a refused line's continuations */
 	int		 prev;		/* key a continuation extends, or -1 */
 	bool		 list_full;	/* "too many" already said for prev */
 	int		 key_line[CONFIG_NKEYS];	/* 0: not in the file */
@@ -732,9 +733,10 @@ config_find(const char *s, const char *chars)
 /*
  * Classify a raw line the way inih will, to report every syntax error
  * and unknown section (inih reports only the first, with no text) and to
- * tell continuation lines apart from new keys.
+ * tell continuation lines apart from new keys. True if the line is to be
+ * dropped: it continues a line that was refused.
  */
-static void
+static bool
 config_scan(struct config_ctx *ctx, const char *line)
 {
 	static const char ws[] = " \t\n\v\f\r";
@@ -746,17 +748,20 @@ config_scan(struct config_ctx *ctx, const char *line)
 		s += 3;
 	s += strspn(s, ws);
 	if (*s == '\0' || *s == ';' || *s == '#')
-		return;
+		return false;
+	if (s > line && ctx->drop_cont)
+		return true;
+	ctx->drop_cont = false;
 	if (s > line && ctx->have_key) {
 		ctx->cont = true;
-		return;
+		return false;
 	}
 	if (*s == '[') {
 		end = config_find(s + 1, "]");
 		if (*end != ']') {
 			config_error(ctx, ctx->lineno, NULL,
 			    "syntax error: missing ']'");
-			return;
+			return false;
 		}
 		ctx->have_key = false;
 		if (!config_section_known(s + 1, (size_t)(end - (s + 1)))) {
@@ -765,21 +770,22 @@ config_scan(struct config_ctx *ctx, const char *line)
 			config_error(ctx, ctx->lineno, NULL,
 			    "[%s]: unknown section", q);
 		}
-		return;
+		return false;
 	}
 	end = config_find(s, "=:");
 	if (*end != '=' && *end != ':') {
 		config_error(ctx, ctx->lineno, NULL,
 		    "syntax error: expected [section] or key = value");
-		return;
+		return false;
 	}
 	ctx->have_key = end > s;
+	return false;
 }
 
 /*
  * inih's reader: one line into str (at most num - 2 characters, then
  * '\n'), counting lines. Lines that inih would split or cut are reported
- * and handed over empty.
+ * and handed over empty, and so are their continuation lines.
  */
 static char *
 config_read(char *str, int num, void *stream)
@@ -801,6 +807,7 @@ config_read(char *str, int num, void *stream)
 	if (ch == EOF && (ferror(ctx->f) || len == 0))
 		return NULL;
 	ctx->lineno++;
+	str[len] = '\0';
 	if (nul || toolong) {
 		if (nul)
 			config_error(ctx, ctx->lineno, NULL,
@@ -809,11 +816,12 @@ config_read(char *str, int num, void *stream)
 			config_error(ctx, ctx->lineno, NULL,
 			    "line longer than %d characters (continue a list "
 			    "on indented lines)", num - 2);
-		len = 0;
-		ctx->prev = -1;	/* drop its continuation lines */
-	}
-	str[len] = '\0';
-	config_scan(ctx, str);
+		str[0] = '\0';
+		ctx->prev = -1;
+		ctx->drop_cont = true;
+	} else if (config_scan(ctx, str))
+		str[0] = '\0';
+	len = strlen(str);
 	str[len] = '\n';
 	str[len + 1] = '\0';
 	return str;

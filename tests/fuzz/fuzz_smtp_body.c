@@ -209,8 +209,12 @@ fuzz_mode(enum smtp_body_mode mode, const char *in, size_t len,
 		    memcmp(one.out, in, len) != 0 ||
 		    one.b.bare != fuzz_ref_bare(in, len))
 			abort();
-		/* BDAT LAST: CRLF added only after a plain unterminated line */
-		if (len > 0 && in[len - 1] != '\n' && in[len - 1] != '\r') {
+		/*
+		 * BDAT LAST: CRLF added after an unterminated line, unless
+		 * it ends in a lone CR; a bare LF does not terminate it.
+		 */
+		if (len > 0 && in[len - 1] != '\r' && !(len >= 2 &&
+		    in[len - 2] == '\r' && in[len - 1] == '\n')) {
 			if (one.fin_len != 2 ||
 			    memcmp(one.out + len, "\r\n", 2) != 0)
 				abort();

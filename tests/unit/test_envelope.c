@@ -117,7 +117,8 @@ static const char full_text[] =
     "proto ESMTP\n" \
     "from a@b\n"
 #define MIN_HEAD	"petrel-envelope 1\n" MIN_FIELDS
-#define MIN_TEXT	MIN_HEAD "rcpt c@d - -\nend\n"
+#define MIN_TAIL	"rcpt c@d - -\nend\n"
+#define MIN_TEXT	MIN_HEAD MIN_TAIL
 
 static void
 test_format_full(void **state)
@@ -249,8 +250,6 @@ test_format_refuses(void **state)
 			memcpy(e.id, "1HZ3K5MN7PQ9I", QID_LEN + 1);
 			break;
 		case 1:
-			envelope_fini(&e);
-			make_full(&e);
 			for (size_t j = 0; j < e.nrcpt; j++) {
 				free(e.rcpt[j].addr);
 				free(e.rcpt[j].orcpt);
@@ -311,6 +310,27 @@ test_valid_variants(void **state)
 		    != 0)
 			fail_msg("valid[%zu] refused", i);
 		assert_int_equal(off, strlen(valid[i]));
+		switch (i) {
+		case 0:
+			assert_string_equal(e.id, "ZZZZZZZZZZZZZ");
+			assert_true(e.arrival_usec == 0);
+			assert_int_equal(e.client_port, 0);
+			break;
+		case 1:
+			assert_int_equal(e.rcpt[0].notify,
+			    SMTP_NOTIFY_DELAY | SMTP_NOTIFY_SUCCESS);
+			break;
+		case 2:
+			assert_string_equal(e.rcpt[0].addr, "c@d");
+			assert_string_equal(e.rcpt[0].orcpt, "-");
+			break;
+		case 3:
+			assert_string_equal(e.helo, "A");
+			break;
+		case 4:
+			assert_string_equal(e.envid, "\xff\xfe");
+			break;
+		}
 		envelope_fini(&e);
 	}
 }
@@ -321,10 +341,10 @@ static const struct {
 	const char	*text;
 } bad[] = {
 	{ "empty line first", "\n" MIN_TEXT },
-	{ "magic version", "petrel-envelope 2\n" MIN_FIELDS "rcpt c@d - -\nend\n" },
-	{ "magic case", "PETREL-ENVELOPE 1\n" MIN_FIELDS "rcpt c@d - -\nend\n" },
-	{ "magic space", "petrel-envelope 1 \n" MIN_FIELDS "rcpt c@d - -\nend\n" },
-	{ "magic CR", "petrel-envelope 1\r\n" MIN_FIELDS "rcpt c@d - -\nend\n" },
+	{ "magic version", "petrel-envelope 2\n" MIN_FIELDS MIN_TAIL },
+	{ "magic case", "PETREL-ENVELOPE 1\n" MIN_FIELDS MIN_TAIL },
+	{ "magic space", "petrel-envelope 1 \n" MIN_FIELDS MIN_TAIL },
+	{ "magic CR", "petrel-envelope 1\r\n" MIN_FIELDS MIN_TAIL },
 	{ "magic twice", "petrel-envelope 1\n" MIN_TEXT },
 	{ "unknown record", MIN_HEAD "x-foo bar\nrcpt c@d - -\nend\n" },
 	{ "unknown flag", MIN_HEAD "rcpt c@d - -\nfoo\nend\n" },
@@ -382,7 +402,8 @@ static const struct {
 	{ "escape in orcpt", MIN_HEAD "rcpt c@d - %\nend\n" },
 
 	/* id */
-	{ "id bad char", "petrel-envelope 1\nid 000000000010I\narrival 1\nclient a 1\n"
+	{ "id bad char", "petrel-envelope 1\nid 000000000010I\narrival 1\n"
+	  "client a 1\n"
 	  "client-name x\nproto ESMTP\nfrom a@b\nrcpt c@d - -\nend\n" },
 	{ "id short", "petrel-envelope 1\nid 000000000010\narrival 1\n"
 	  "client a 1\nclient-name x\nproto ESMTP\nfrom a@b\nrcpt c@d - -\n"
@@ -467,7 +488,8 @@ static const struct {
 } bad_nul[] = {
 #define NUL_CASE(name, s)	{ name, s, sizeof(s) - 1 }
 	NUL_CASE("NUL in helo", MIN_HEAD "helo a\0b\nrcpt c@d - -\nend\n"),
-	NUL_CASE("NUL in magic", "petrel-envelope\0" "1\n" MIN_FIELDS "rcpt c@d - -\nend\n"),
+	NUL_CASE("NUL in magic", "petrel-envelope\0" "1\n" MIN_FIELDS
+	    MIN_TAIL),
 	NUL_CASE("NUL line", MIN_HEAD "\0\nrcpt c@d - -\nend\n"),
 	NUL_CASE("NUL after end", MIN_HEAD "rcpt c@d - -\nend\0\n"),
 	NUL_CASE("NUL in partial line", MIN_HEAD "rcpt c@d - \0"),
@@ -599,13 +621,16 @@ static const struct {
 	const char	*text;
 	const char	*want;	/* NULL: must fail */
 } jfmt[] = {
-	{ 0, JOURNAL_SENT, "2.0.0", "250 2.0.0 Ok", "0 sent 2.0.0 250%202.0.0%20Ok\n" },
-	{ 7, JOURNAL_BOUNCED, "5.1.1", "no such user", "7 bounced 5.1.1 no%20such%20user\n" },
+	{ 0, JOURNAL_SENT, "2.0.0", "250 2.0.0 Ok",
+	  "0 sent 2.0.0 250%202.0.0%20Ok\n" },
+	{ 7, JOURNAL_BOUNCED, "5.1.1", "no such user",
+	  "7 bounced 5.1.1 no%20such%20user\n" },
 	{ 12, JOURNAL_DEFERRED, "4.4.1", "connect: 100%\r\n",
 	  "12 deferred 4.4.1 connect:%20100%25%0D%0A\n" },
 	{ 1, JOURNAL_SENT, "2 0", "", "1 sent 2%200 \n" },
 	{ 1, JOURNAL_SENT, NULL, NULL, "1 sent  \n" },
-	{ 3, JOURNAL_SENT, "2.0.0", "gr\xc3\xbc\xc3\x9f", "3 sent 2.0.0 gr\xc3\xbc\xc3\x9f\n" },
+	{ 3, JOURNAL_SENT, "2.0.0", "gr\xc3\xbc\xc3\x9f",
+	  "3 sent 2.0.0 gr\xc3\xbc\xc3\x9f\n" },
 	{ 0, (enum journal_status)3, "2.0.0", "x", NULL },
 };
 

@@ -13,7 +13,7 @@
 
 #include "smtp/body.h"
 
-#define S(x)	x, sizeof(x) - 1	/* a literal with its length (NULs ok) */
+#define S(x)	x, sizeof(x) - 1	/* a literal and its length, NULs ok */
 
 struct body_case {
 	const char	*name;
@@ -297,7 +297,7 @@ static const struct {
 	{ B, "abc\n", "\r\n", true, 4 },
 	{ B, ".", "\r\n", false, 1 },	/* BDAT: a dot is a dot */
 	{ D, "abc", "\r\n", false, 3 },
-	{ D, "abc\r\n.", "", false, 3 },	/* DATA cut short: dot removed */
+	{ D, "abc\r\n.", "", false, 3 },	/* DATA cut short: no dot */
 	{ D, "abc\r\n.\r", "\r", true, 3 },
 	{ D, "abc\r\n.\r\n", "", false, 3 },	/* done: nothing */
 };
@@ -318,7 +318,8 @@ test_finish(void **state)
 		out = malloc(2);
 		assert_non_null(out);
 		smtp_body_finish(&r.b, out, &outlen);
-		if (outlen != tlen || memcmp(out, finishes[i].tail, tlen) != 0 ||
+		if (outlen != tlen ||
+		    memcmp(out, finishes[i].tail, tlen) != 0 ||
 		    r.b.bare != finishes[i].bare ||
 		    r.b.line_max != finishes[i].line_max ||
 		    r.b.size != size + tlen)

@@ -451,6 +451,7 @@ static const struct mail_case {
 	{ IN("FROM:<> "), OK, "" },
 	{ IN("FROM:<@r:a@b>"), OK, "a@b" },
 	{ IN("FROM:<\"a>b\"@c> SIZE=1"), OK, "\"a>b\"@c", true, 1 },
+	{ IN("FROM:<\"a\\\">\"@c> SIZE=1"), OK, "\"a\\\">\"@c", true, 1 },
 	{ IN("FROM:<a@b> SIZE=10"), OK, "a@b", true, 10 },
 	{ IN("FROM:<a@b> size=0"), OK, "a@b", true, 0 },
 	{ IN("FROM:<a@b>  SIZE=10   BODY=8bitmime  "), OK, "a@b", true, 10,

@@ -5,6 +5,8 @@
  */
 #include "smtp/body.h"
 
+#include <assert.h>
+
 /*
  * Only CRLF ends a line (RFC 5321 2.3.8), and the end of data is exactly
  * CRLF "." CRLF (RFC 5321 4.1.1.4). A bare CR or LF never starts a line,
@@ -115,6 +117,9 @@ smtp_body_feed(struct smtp_body *b, const char *in, size_t len, char *out,
 			 */
 			body_put(b, out, &o, '\r');
 			body_cr(b, c, out, &o);
+			break;
+		default:
+			assert(!"smtp_body_feed: bad state");
 			break;
 		}
 	}

@@ -13,6 +13,7 @@ static const struct {
 } commands[] = {
 	{ "serve", cli_serve, "run the mail server in the foreground" },
 	{ "check", cli_check, "validate a configuration file" },
+	{ "passwd", cli_passwd, "set a user's password in the users table" },
 };
 
 static int

@@ -13,6 +13,7 @@
 
 int	cli_serve(int argc, char **argv);
 int	cli_check(int argc, char **argv);
+int	cli_passwd(int argc, char **argv);
 
 /* "-c FILE" from argv (argv[0] is the subcommand); NULL on a bad option. */
 const char *cli_config_path(int argc, char **argv);

@@ -17,22 +17,53 @@
 #include "core/workq.h"
 #include "deliver/local.h"
 #include "net/listen.h"
+#include "net/tls.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
 #include "smtp/server.h"
+
+#define SERVE_LISTEN_MAX	(3 * CONFIG_LISTEN_MAX)
 
 struct serve_ctx {
 	struct event_base	*base;		/* owned */
 	struct smtp_server	*srv;		/* owned */
 	struct sched		*sched;		/* owned */
+	const struct config	*cfg;		/* borrowed */
+	struct tls_ctx		*tls;		/* owned or NULL */
+};
+
+/* One listening socket and what it is for. */
+struct serve_port {
+	struct serve_ctx	*ctx;		/* borrowed */
+	enum smtp_port_kind	 kind;
+	struct listener		*ln;		/* owned */
 };
 
 static void
 on_accept(int fd, const struct sockaddr *sa, socklen_t len, void *arg)
 {
-	struct serve_ctx *ctx = arg;
+	struct serve_port *p = arg;
 
-	smtp_server_accept(ctx->srv, fd, sa, len);
+	smtp_server_accept(p->ctx->srv, fd, sa, len, p->kind);
+}
+
+/* SIGHUP: new certificates for new sessions; live ones keep theirs. */
+static void
+tls_reload(struct serve_ctx *ctx)
+{
+	struct tls_ctx	*t;
+	char		 err[1024], fp[128];
+
+	if (tls_ctx_new(ctx->cfg, &t, fp, sizeof(fp), err, sizeof(err))
+	    == -1) {
+		log_err("- serve tls reload failed, keeping the old "
+		    "certificates: %s", err);
+		return;
+	}
+	smtp_server_set_tls(ctx->srv, t);
+	tls_ctx_free(ctx->tls);
+	ctx->tls = t;
+	log_info("- serve tls reloaded%s%s", fp[0] ? " fingerprint=" : "", fp);
 }
 
 static void
@@ -42,8 +73,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		/* TODO(#4): reload certificates and configuration */
-		log_info("- serve SIGHUP: reload is not supported yet");
+		/* TODO: reload the rest of the configuration too */
+		tls_reload(ctx);
 		return;
 	}
 	log_info("- serve stopping signal=%d sessions=%u",
@@ -64,11 +95,14 @@ cli_serve(int argc, char **argv)
 {
 	const char	*path;
 	struct config	*cfg = NULL;
-	struct table	*users = NULL, *aliases = NULL;
+	struct table	*users = NULL, *aliases = NULL, *sender_map = NULL;
 	struct serve_ctx ctx = { 0 };
 	struct workq	*wq;
 	struct spool	*sp;
-	struct listener	*ln[CONFIG_LISTEN_MAX] = { 0 };
+	struct serve_port ports[SERVE_LISTEN_MAX];
+	size_t		 nports = 0;
+	struct smtp_deps deps;
+	char		 fp[128];
 	struct event	*sigs[3];
 	const int	 signums[3] = { SIGTERM, SIGINT, SIGHUP };
 	struct local_db	 ldb;
@@ -92,6 +126,17 @@ cli_serve(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
+	if (cfg->sender_map_file != NULL &&
+	    table_load(cfg->sender_map_file, 0, &sender_map, err, sizeof(err))
+	    == -1) {
+		fprintf(stderr, "petrel: refusing to start: %s\n", err);
+		return 1;
+	}
+	if (tls_ctx_new(cfg, &ctx.tls, fp, sizeof(fp), err, sizeof(err)) == -1) {
+		fprintf(stderr, "petrel: refusing to start: %s\n", err);
+		return 1;
+	}
+	ctx.cfg = cfg;
 	signal(SIGPIPE, SIG_IGN);
 	if (mkdir_p(cfg->mail_dir, 0700) == -1)
 		log_fatal("- serve cannot create mail_dir %s: %s",
@@ -109,21 +154,49 @@ cli_serve(int argc, char **argv)
 	ldb.users = users;
 	ldb.aliases = aliases;
 	ctx.sched = sched_new(ctx.base, cfg, sp, wq, &ldb);
-	ctx.srv = smtp_server_new(ctx.base, cfg, sp, ctx.sched, &ldb);
+	deps = (struct smtp_deps){ .base = ctx.base, .cfg = cfg, .spool = sp,
+	    .sched = ctx.sched, .ldb = &ldb, .wq = wq,
+	    .sender_map = sender_map };
+	ctx.srv = smtp_server_new(&deps);
+	smtp_server_set_tls(ctx.srv, ctx.tls);
+	if (fp[0] != '\0')
+		log_info("- serve tls self-signed certificate in %s "
+		    "fingerprint=%s", cfg->tls_dir, fp);
 
-	for (size_t i = 0; i < cfg->mx_listen_len; i++) {
-		const struct config_listen *l = &cfg->mx_listen[i];
-		int rc = listener_open(ctx.base, l, on_accept, &ctx, &ln[i], err,
-		    sizeof(err));
+	const struct {
+		const struct config_listen *l;
+		size_t			 n;
+		enum smtp_port_kind	 kind;
+		const char		*name;
+	} groups[] = {
+		{ cfg->mx_listen, cfg->mx_listen_len, SMTP_PORT_MX, "smtp" },
+		{ cfg->submission_listen, cfg->submission_listen_len,
+		  SMTP_PORT_SUBMISSION, "submission" },
+		{ cfg->smtps_listen, cfg->smtps_listen_len, SMTP_PORT_SMTPS,
+		  "smtps" },
+	};
+	for (size_t g = 0; g < 3; g++) {
+		for (size_t i = 0; i < groups[g].n; i++) {
+			const struct config_listen *l = &groups[g].l[i];
+			struct serve_port *p = &ports[nports];
+			int	 rc;
 
-		if (rc == -1)
-			log_fatal("- serve %s", err);
-		if (rc == 1)
-			log_info("- serve listen [%s]:%s skipped: address not "
-			    "available", l->host, l->port);
-		else
-			log_info("- serve listen smtp [%s]:%s", l->host,
-			    l->port);
+			p->ctx = &ctx;
+			p->kind = groups[g].kind;
+			p->ln = NULL;
+			rc = listener_open(ctx.base, l, on_accept, p, &p->ln,
+			    err, sizeof(err));
+			if (rc == -1)
+				log_fatal("- serve %s", err);
+			if (rc == 1) {
+				log_info("- serve listen [%s]:%s skipped: "
+				    "address not available", l->host, l->port);
+				continue;
+			}
+			log_info("- serve listen %s [%s]:%s", groups[g].name,
+			    l->host, l->port);
+			nports++;
+		}
 	}
 	for (size_t i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(ctx.base, signums[i], on_signal, &ctx);
@@ -139,8 +212,8 @@ cli_serve(int argc, char **argv)
 	event_base_dispatch(ctx.base);
 
 	/* stop taking work, let running jobs end, then free in order */
-	for (size_t i = 0; i < CONFIG_LISTEN_MAX; i++)
-		listener_free(ln[i]);
+	for (size_t i = 0; i < nports; i++)
+		listener_free(ports[i].ln);
 	sched_stop(ctx.sched);
 	smtp_server_stop(ctx.srv);
 	workq_free(wq);
@@ -152,6 +225,8 @@ cli_serve(int argc, char **argv)
 	event_base_free(ctx.base);
 	table_free(users);
 	table_free(aliases);
+	table_free(sender_map);
+	tls_ctx_free(ctx.tls);
 	log_info("- serve stopped");
 	config_free(cfg);
 	return 0;

@@ -33,14 +33,17 @@ enum config_type {
 	CONFIG_T_HOSTNAME,	/* char *: a host name */
 	CONFIG_T_PATH,		/* char *: not empty */
 	CONFIG_T_PATH_OPT,	/* char *: NULL when empty */
+	CONFIG_T_STRING,	/* char *: not empty, checked by its user */
 	CONFIG_T_LOG_LEVEL,	/* int: enum log_level */
 	CONFIG_T_INT,		/* int: a plain number */
 	CONFIG_T_COUNT,		/* size_t: a plain number */
 	CONFIG_T_SIZE,		/* uint64_t: bytes, suffix K, M or G */
 	CONFIG_T_DURATION,	/* int: seconds, suffix s, m, h or d */
-	CONFIG_T_LISTEN,	/* list of ADDR:PORT into mx_listen */
+	CONFIG_T_LISTEN,	/* list of ADDR:PORT: struct config_listen[],
+				   length at off_len */
 	CONFIG_T_NETS,		/* list of CIDR into trusted_networks */
 	CONFIG_T_DOMAINS,	/* list of host names into domains */
+	CONFIG_T_SNI,		/* list of NAME=CERT:KEY into tls_sni */
 };
 
 struct config_key {
@@ -52,10 +55,18 @@ struct config_key {
 	uint64_t	 max;
 	const char	*def;		/* default, parsed like a file value;
 					   NULL: computed (hostname) */
+	size_t		 off_len;	/* CONFIG_T_LISTEN: offsetof the
+					   list's _len field */
 };
 
 #define CONFIG_KEY(sec, field, type, min, max, def)			\
-	{ sec, #field, type, offsetof(struct config, field), min, max, def }
+	{ sec, #field, type, offsetof(struct config, field), min, max, def, 0 }
+/* A key whose name is not its field's name. */
+#define CONFIG_KEY_AS(sec, name, field, type, min, max, def)		\
+	{ sec, name, type, offsetof(struct config, field), min, max, def, 0 }
+#define CONFIG_KEY_LISTEN(sec, name, field, def)			\
+	{ sec, name, CONFIG_T_LISTEN, offsetof(struct config, field), 0, 0, \
+	    def, offsetof(struct config, field##_len) }
 
 /* One row per key: docs/configuration.md and etc/petrel.conf follow it. */
 static const struct config_key config_keys[] = {
@@ -64,8 +75,13 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("server", mail_dir, CONFIG_T_PATH, 0, 0, "var/mail"),
 	CONFIG_KEY("server", log_level, CONFIG_T_LOG_LEVEL, 0, 0, "info"),
 	CONFIG_KEY("server", workers, CONFIG_T_INT, 1, 64, "4"),
-	{ "smtp", "listen", CONFIG_T_LISTEN, offsetof(struct config, mx_listen),
-	    0, 0, "127.0.0.1:2525 [::1]:2525?" },
+	CONFIG_KEY_LISTEN("smtp", "listen", mx_listen,
+	    "127.0.0.1:2525 [::1]:2525?"),
+	/* RFC 6409 submission and RFC 8314 implicit TLS; empty: none */
+	CONFIG_KEY_LISTEN("smtp", "submission_listen", submission_listen,
+	    "127.0.0.1:2587"),
+	CONFIG_KEY_LISTEN("smtp", "smtps_listen", smtps_listen,
+	    "127.0.0.1:2465"),
 	CONFIG_KEY("smtp", max_message_size, CONFIG_T_SIZE,
 	    1024, UINT64_C(1) << 40, "50M"),
 	CONFIG_KEY("smtp", max_recipients, CONFIG_T_COUNT, 1, 100000, "1000"),
@@ -84,6 +100,25 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("local", users_file, CONFIG_T_PATH_OPT, 0, 0, "etc/users"),
 	CONFIG_KEY("local", aliases_file, CONFIG_T_PATH_OPT, 0, 0,
 	    "etc/aliases"),
+	/* cert_file and key_file: both or neither (config_check) */
+	CONFIG_KEY_AS("tls", "cert_file", tls_cert_file, CONFIG_T_PATH_OPT,
+	    0, 0, ""),
+	CONFIG_KEY_AS("tls", "key_file", tls_key_file, CONFIG_T_PATH_OPT,
+	    0, 0, ""),
+	CONFIG_KEY_AS("tls", "dir", tls_dir, CONFIG_T_PATH, 0, 0, "var/tls"),
+	CONFIG_KEY_AS("tls", "sni", tls_sni, CONFIG_T_SNI, 0, 0, ""),
+	CONFIG_KEY_AS("tls", "client_ca_file", tls_client_ca_file,
+	    CONFIG_T_PATH_OPT, 0, 0, ""),
+	/* TLS 1.2 only; OpenSSL checks the list (tls_check()) */
+	CONFIG_KEY_AS("tls", "ciphers", tls_ciphers, CONFIG_T_STRING, 0, 0,
+	    "ECDHE+AESGCM:ECDHE+CHACHA20"),
+	CONFIG_KEY_AS("tls", "handshake_timeout", tls_handshake_timeout,
+	    CONFIG_T_DURATION, 1, 600, "30s"),
+	CONFIG_KEY_AS("auth", "max_failures", auth_max_failures, CONFIG_T_INT,
+	    1, 1000, "5"),
+	CONFIG_KEY_AS("auth", "failure_window", auth_failure_window,
+	    CONFIG_T_DURATION, 1, CONFIG_DAY, "5m"),
+	CONFIG_KEY("auth", sender_map_file, CONFIG_T_PATH_OPT, 0, 0, ""),
 	CONFIG_KEY("queue", retry_initial, CONFIG_T_DURATION,
 	    1, 30 * CONFIG_DAY, "5m"),
 	CONFIG_KEY("queue", retry_max, CONFIG_T_DURATION,
@@ -279,7 +314,7 @@ static bool
 config_type_is_list(enum config_type t)
 {
 	return t == CONFIG_T_LISTEN || t == CONFIG_T_NETS ||
-	    t == CONFIG_T_DOMAINS;
+	    t == CONFIG_T_DOMAINS || t == CONFIG_T_SNI;
 }
 
 /*
@@ -470,6 +505,38 @@ config_parse_net(const char *item, struct config_net *out, const char **why)
 	return 0;
 }
 
+/*
+ * "NAME=CERT:KEY": NAME a host name or "*." and one (lowercased in
+ * place), CERT and KEY not empty; the last ':' splits them. Slices of
+ * item (which is modified) go to *name, *cert and *key.
+ */
+static int
+config_parse_sni(char *item, char **name, char **cert, char **key,
+    const char **why)
+{
+	char	*eq, *colon;
+
+	if ((eq = strchr(item, '=')) == NULL ||
+	    (colon = strrchr(eq, ':')) == NULL) {
+		*why = "expected NAME=CERTFILE:KEYFILE";
+		return -1;
+	}
+	*eq = *colon = '\0';
+	*name = str_lower(item);
+	*cert = eq + 1;
+	*key = colon + 1;
+	if (!config_hostname_valid(strncmp(*name, "*.", 2) == 0 ?
+	    *name + 2 : *name)) {
+		*why = "not a host name or *.domain";
+		return -1;
+	}
+	if (**cert == '\0' || **key == '\0') {
+		*why = "expected NAME=CERTFILE:KEYFILE";
+		return -1;
+	}
+	return 0;
+}
+
 static void
 config_set_str(char **field, const char *value)
 {
@@ -541,11 +608,26 @@ config_set_number(struct config_ctx *ctx, const struct config_key *k,
 }
 
 static void
-config_list_clear(struct config *c, enum config_type t)
+config_sni_clear(struct config *c)
 {
-	switch (t) {
+	for (size_t i = 0; i < c->tls_sni_len; i++) {
+		free(c->tls_sni[i].name);
+		free(c->tls_sni[i].cert_file);
+		free(c->tls_sni[i].key_file);
+	}
+	memset(c->tls_sni, 0, sizeof(c->tls_sni));
+	c->tls_sni_len = 0;
+}
+
+static void
+config_list_clear(struct config *c, const struct config_key *k)
+{
+	switch (k->type) {
 	case CONFIG_T_LISTEN:
-		c->mx_listen_len = 0;
+		*(size_t *)((char *)c + k->off_len) = 0;
+		break;
+	case CONFIG_T_SNI:
+		config_sni_clear(c);
 		break;
 	case CONFIG_T_NETS:
 		c->trusted_networks_len = 0;
@@ -568,29 +650,52 @@ config_list_add(struct config_ctx *ctx, const struct config_key *k,
     char *item)
 {
 	struct config *c = ctx->cfg;
-	struct config_listen l;
+	struct config_listen l, *list;
 	struct config_net n;
+	struct config_sni *sni;
 	const char *why;
 	char	 q[CONFIG_QUOTE_MAX];
+	char	*name, *cert, *key;
+	size_t	*len;
 	unsigned char a4[sizeof(struct in_addr)];
 
 	config_quote(item, q, sizeof(q));
 	switch (k->type) {
 	case CONFIG_T_LISTEN:
-		if (c->mx_listen_len == CONFIG_LISTEN_MAX)
+		list = (struct config_listen *)((char *)c + k->off);
+		len = (size_t *)((char *)c + k->off_len);
+		if (*len == CONFIG_LISTEN_MAX)
 			return false;
 		if (config_parse_listen(item, &l, &why) == -1) {
 			config_error(ctx, ctx->lineno, k, "'%s': %s", q, why);
 			break;
 		}
-		for (size_t i = 0; i < c->mx_listen_len; i++)
-			if (strcmp(c->mx_listen[i].host, l.host) == 0 &&
-			    strcmp(c->mx_listen[i].port, l.port) == 0) {
+		for (size_t i = 0; i < *len; i++)
+			if (strcmp(list[i].host, l.host) == 0 &&
+			    strcmp(list[i].port, l.port) == 0) {
 				config_error(ctx, ctx->lineno, k,
 				    "'%s': listed twice", q);
 				return true;
 			}
-		c->mx_listen[c->mx_listen_len++] = l;
+		list[(*len)++] = l;
+		break;
+	case CONFIG_T_SNI:
+		if (c->tls_sni_len == CONFIG_SNI_MAX)
+			return false;
+		if (config_parse_sni(item, &name, &cert, &key, &why) == -1) {
+			config_error(ctx, ctx->lineno, k, "'%s': %s", q, why);
+			break;
+		}
+		for (size_t i = 0; i < c->tls_sni_len; i++)
+			if (strcmp(c->tls_sni[i].name, name) == 0) {
+				config_error(ctx, ctx->lineno, k,
+				    "'%s': name listed twice", q);
+				return true;
+			}
+		sni = &c->tls_sni[c->tls_sni_len++];
+		sni->name = xstrdup(name);
+		sni->cert_file = xstrdup(cert);
+		sni->key_file = xstrdup(key);
 		break;
 	case CONFIG_T_NETS:
 		if (c->trusted_networks_len == CONFIG_NETS_MAX)
@@ -633,13 +738,14 @@ config_set_list(struct config_ctx *ctx, const struct config_key *k,
 		[CONFIG_T_LISTEN] = CONFIG_LISTEN_MAX,
 		[CONFIG_T_NETS] = CONFIG_NETS_MAX,
 		[CONFIG_T_DOMAINS] = CONFIG_DOMAINS_MAX,
+		[CONFIG_T_SNI] = CONFIG_SNI_MAX,
 	};
 	const char *p = value, *item;
 	char	 buf[CONFIG_ITEM_MAX], q[CONFIG_QUOTE_MAX];
 	size_t	 n;
 
 	if (!append) {
-		config_list_clear(ctx->cfg, k->type);
+		config_list_clear(ctx->cfg, k);
 		ctx->list_full = false;
 	}
 	while ((n = config_next_item(&p, &item)) > 0) {
@@ -690,6 +796,13 @@ config_set(struct config_ctx *ctx, const struct config_key *k,
 	case CONFIG_T_PATH_OPT:
 		config_set_str(field, *value == '\0' ? NULL : value);
 		break;
+	case CONFIG_T_STRING:
+		if (*value == '\0') {
+			config_error(ctx, ctx->lineno, k, "must not be empty");
+			break;
+		}
+		config_set_str(field, value);
+		break;
 	case CONFIG_T_LOG_LEVEL:
 		if ((level = log_level_parse(value)) == -1) {
 			config_error(ctx, ctx->lineno, k,
@@ -708,6 +821,7 @@ config_set(struct config_ctx *ctx, const struct config_key *k,
 	case CONFIG_T_LISTEN:
 	case CONFIG_T_NETS:
 	case CONFIG_T_DOMAINS:
+	case CONFIG_T_SNI:
 		config_set_list(ctx, k, value, append);
 		break;
 	}
@@ -878,6 +992,64 @@ config_handler(void *user, const char *section, const char *name,
 	return 1;
 }
 
+/* The list a CONFIG_T_LISTEN key fills, and its length. */
+static const struct config_listen *
+config_listen_get(const struct config *c, const struct config_key *k,
+    size_t *len)
+{
+	assert(k->type == CONFIG_T_LISTEN);
+	*len = *(const size_t *)((const char *)c + k->off_len);
+	return (const struct config_listen *)((const char *)c + k->off);
+}
+
+/*
+ * An ADDR:PORT in the lists of keys a and b would fail to bind at start.
+ * Blames b, or a when only a is set in the file.
+ */
+static void
+config_check_listen_pair(struct config_ctx *ctx, int a, int b)
+{
+	const struct config_listen *la, *lb;
+	const struct config_key *blame, *other;
+	size_t	 na, nb;
+	char	 q[CONFIG_QUOTE_MAX];
+	bool	 v6;
+
+	if (ctx->key_bad[a] || ctx->key_bad[b])
+		return;
+	blame = &config_keys[ctx->key_line[b] != 0 ? b : a];
+	other = &config_keys[ctx->key_line[b] != 0 ? a : b];
+	la = config_listen_get(ctx->cfg, &config_keys[a], &na);
+	lb = config_listen_get(ctx->cfg, &config_keys[b], &nb);
+	for (size_t i = 0; i < na; i++)
+		for (size_t j = 0; j < nb; j++) {
+			if (strcmp(la[i].host, lb[j].host) != 0 ||
+			    strcmp(la[i].port, lb[j].port) != 0)
+				continue;
+			v6 = strchr(la[i].host, ':') != NULL;
+			(void)snprintf(q, sizeof(q), "%s%s%s:%s", v6 ? "[" : "",
+			    la[i].host, v6 ? "]" : "", la[i].port);
+			config_error(ctx, ctx->key_line[blame - config_keys],
+			    blame, "'%s' is also in %s", q, other->name);
+		}
+}
+
+static void
+config_check_listen(struct config_ctx *ctx)
+{
+	static const char *const names[] = {
+		"listen", "submission_listen", "smtps_listen",
+	};
+	int	 idx[ARRAY_LEN(names)];
+
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		idx[i] = config_key_find("smtp", names[i]);
+		assert(idx[i] >= 0);
+		for (size_t j = 0; j < i; j++)
+			config_check_listen_pair(ctx, idx[j], idx[i]);
+	}
+}
+
 /* Rules between keys, checked once the whole file is read. */
 static void
 config_check(struct config_ctx *ctx)
@@ -887,6 +1059,8 @@ config_check(struct config_ctx *ctx)
 	int	 domains = config_key_find("local", "domains");
 	int	 ini = config_key_find("queue", "retry_initial");
 	int	 max = config_key_find("queue", "retry_max");
+	int	 cert = config_key_find("tls", "cert_file");
+	int	 key = config_key_find("tls", "key_file");
 
 	/* Keys already reported keep their defaults: do not blame those. */
 	if (c->mx_listen_len == 0 && !ctx->key_bad[listen])
@@ -908,6 +1082,16 @@ config_check(struct config_ctx *ctx)
 			    "%d is more than retry_max (%d)",
 			    c->retry_initial, c->retry_max);
 	}
+	if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL) &&
+	    !ctx->key_bad[cert] && !ctx->key_bad[key]) {
+		if (c->tls_cert_file != NULL)
+			config_error(ctx, ctx->key_line[cert],
+			    &config_keys[cert], "set key_file as well");
+		else
+			config_error(ctx, ctx->key_line[key],
+			    &config_keys[key], "set cert_file as well");
+	}
+	config_check_listen(ctx);
 }
 
 static char *
@@ -990,6 +1174,13 @@ config_free(struct config *c)
 		free(c->domains[i]);
 	free(c->users_file);
 	free(c->aliases_file);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
+	free(c->tls_dir);
+	config_sni_clear(c);
+	free(c->tls_client_ca_file);
+	free(c->tls_ciphers);
+	free(c->sender_map_file);
 	free(c);
 }
 

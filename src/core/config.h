@@ -12,6 +12,13 @@
 #define CONFIG_LISTEN_MAX	8
 #define CONFIG_DOMAINS_MAX	64
 #define CONFIG_NETS_MAX		64
+#define CONFIG_SNI_MAX		16
+
+struct config_sni {			/* a certificate for one TLS SNI name */
+	char	*name;			/* owned, lowercased; "*.x" allowed */
+	char	*cert_file;		/* owned: PEM, full chain */
+	char	*key_file;		/* owned: PEM */
+};
 
 struct config_listen {
 	char	 host[64];	/* numeric address, "127.0.0.1" or "::1" */
@@ -37,6 +44,12 @@ struct config {
 	/* [smtp] */
 	struct config_listen mx_listen[CONFIG_LISTEN_MAX];
 	size_t	 mx_listen_len;
+	/* submission (RFC 6409, STARTTLS + AUTH); default 127.0.0.1:2587 */
+	struct config_listen submission_listen[CONFIG_LISTEN_MAX];
+	size_t	 submission_listen_len;
+	/* implicit TLS submission (RFC 8314); default 127.0.0.1:2465 */
+	struct config_listen smtps_listen[CONFIG_LISTEN_MAX];
+	size_t	 smtps_listen_len;
 	uint64_t max_message_size;	/* bytes; default 52428800 */
 	size_t	 max_recipients;	/* default 1000 */
 	size_t	 max_line_length;	/* command line incl. CRLF; default 2048 */
@@ -53,6 +66,27 @@ struct config {
 	size_t	 domains_len;		/* default: "localhost" */
 	char	*users_file;		/* owned or NULL; default "etc/users" */
 	char	*aliases_file;		/* owned or NULL; default "etc/aliases" */
+
+	/* [tls] */
+	char	*tls_cert_file;		/* owned or NULL: PEM full chain; NULL
+					   = self-signed one in tls_dir */
+	char	*tls_key_file;		/* owned or NULL */
+	char	*tls_dir;		/* owned; default "var/tls" */
+	struct config_sni tls_sni[CONFIG_SNI_MAX];
+	size_t	 tls_sni_len;		/* default none */
+	char	*tls_client_ca_file;	/* owned or NULL: ask for client
+					   certificates, verify, log them */
+	char	*tls_ciphers;		/* owned: TLS 1.2 cipher list */
+	int	 tls_handshake_timeout;	/* seconds; default 30 */
+
+	/* [auth] */
+	int	 auth_max_failures;	/* per client address before 421;
+					   default 5 */
+	int	 auth_failure_window;	/* seconds the count is kept; 300 */
+	char	*sender_map_file;	/* owned or NULL: "sender: login, ..."
+					   lines; a login may always use its
+					   own address and aliases that point
+					   to it */
 
 	/* [queue] */
 	int	 retry_initial;		/* seconds; default 300 */

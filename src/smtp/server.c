@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -19,8 +22,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/sasl.h"
+#include "auth/userdb.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "net/tls.h"
 #include "queue/envelope.h"
 #include "smtp/body.h"
 #include "smtp/parse.h"
@@ -30,6 +36,9 @@
 #define SMTP_OUT_LWM		(16 * 1024)	/* resume below this */
 #define SMTP_CHUNK		(64 * 1024)	/* body bytes per decode pass */
 #define SMTP_CLIENT_BUCKETS	4096
+#define SMTP_HDR_FIXUP_MAX	(64 * 1024)	/* header bytes held for
+						   submission fix-ups */
+#define SMTP_AUTH_DELAY_MAX	5		/* seconds */
 
 enum smtp_state {
 	SMTP_STATE_INIT,	/* greeted, no HELO yet */
@@ -40,10 +49,21 @@ enum smtp_state {
 	SMTP_STATE_BDAT,	/* reading a BDAT chunk */
 	SMTP_STATE_COMMIT,	/* waiting for the spool commit */
 	SMTP_STATE_QUIT,	/* flushing the last reply, then close */
+	SMTP_STATE_TLS,		/* TLS handshake under way */
+	SMTP_STATE_AUTH,	/* reading SASL responses */
+	SMTP_STATE_AUTHWAIT,	/* password check or failure delay */
 };
 
 #define ST(x)		(1u << SMTP_STATE_##x)
 #define ST_CMD		(ST(INIT) | ST(READY) | ST(MAIL) | ST(RCPT))
+
+/* Failed AUTH attempts per client address, kept across sessions. */
+struct auth_fail {
+	char			 addr[INET6_ADDRSTRLEN];
+	int			 count;
+	uint64_t		 first_usec;	/* start of the window */
+	struct auth_fail	*next;
+};
 
 /* Per-client session counts, for max_sessions_per_client. */
 struct client_count {
@@ -58,6 +78,10 @@ struct smtp_server {
 	struct spool		*spool;		/* borrowed */
 	struct sched		*sched;		/* borrowed */
 	const struct local_db	*ldb;		/* borrowed */
+	struct workq		*wq;		/* borrowed */
+	const struct table	*sender_map;	/* borrowed or NULL */
+	struct tls_ctx		*tls;		/* borrowed or NULL */
+	struct auth_fail	*auth_fails[SMTP_CLIENT_BUCKETS];
 	unsigned		 nsessions;
 	uint64_t		 next_id;
 	struct smtp_session	*sessions;	/* all live sessions */
@@ -81,6 +105,14 @@ struct smtp_session {
 	int			 family;
 	unsigned char		 rawaddr[16];
 	enum smtp_state		 state;
+	enum smtp_port_kind	 kind;
+	bool			 tls;		/* TLS is up */
+	bool			 busy;		/* a worker job holds s */
+	char			 tls_info[128];	/* "TLSv1.3 TLS_AES_..." */
+	char			*auth_user;	/* owned or NULL */
+	struct sasl		*sasl;		/* owned or NULL */
+	enum sasl_mech		 sasl_mech;
+	struct event		*delay_ev;	/* owned or NULL */
 	char			*helo;		/* owned or NULL */
 	bool			 esmtp;
 	bool			 discarding;	/* skipping an overlong line */
@@ -102,17 +134,21 @@ struct smtp_session {
 	bool			 bdat_fail;	/* chunk read only to drop it */
 	uint64_t		 bdat_left;	/* bytes of the chunk to read */
 	char			 bdat_reply[128]; /* reply after a dropped chunk */
+	bool			 fixup;		/* add Date/Message-ID if absent */
+	bool			 hdr_done;	/* header section passed */
+	struct evbuffer		*hdrbuf;	/* owned or NULL: held headers */
 };
 
 static void	session_process(struct smtp_session *);
 static void	session_free(struct smtp_session *);
 static void	session_eof(struct smtp_session *);
+static void	hdr_flush(struct smtp_session *, size_t);
 
 static const char *
 state_name(enum smtp_state st)
 {
 	static const char *const names[] = { "init", "ready", "mail", "rcpt",
-	    "data", "bdat", "commit", "quit" };
+	    "data", "bdat", "commit", "quit", "tls", "auth", "authwait" };
 
 	return names[st];
 }
@@ -129,6 +165,8 @@ session_enter(struct smtp_session *s, enum smtp_state st)
 	s->state = st;
 	if (st == SMTP_STATE_DATA || st == SMTP_STATE_BDAT)
 		tv.tv_sec = cfg->data_timeout;
+	else if (st == SMTP_STATE_TLS)
+		tv.tv_sec = cfg->tls_handshake_timeout;
 	if (s->bev != NULL)
 		bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
@@ -193,6 +231,11 @@ txn_reset(struct smtp_session *s)
 	s->bdat_fail = false;
 	s->bdat_left = 0;
 	s->hdr_len = 0;
+	s->hdr_done = false;
+	if (s->hdrbuf != NULL) {
+		evbuffer_free(s->hdrbuf);
+		s->hdrbuf = NULL;
+	}
 }
 
 /*
@@ -216,8 +259,8 @@ session_free(struct smtp_session *s)
 	char	 counts[256];
 	size_t	 o = 0;
 
-	if (s->state == SMTP_STATE_COMMIT) {
-		/* a commit job holds s->msg: free when it comes back */
+	if (s->busy) {
+		/* a worker job holds s: free when it comes back */
 		s->dead = true;
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		return;
@@ -252,6 +295,11 @@ session_free(struct smtp_session *s)
 
 	txn_reset(s);
 	bufferevent_free(s->bev);
+	if (s->delay_ev != NULL)
+		event_free(s->delay_ev);
+	if (s->sasl != NULL)
+		sasl_free(s->sasl);
+	free(s->auth_user);
 	free(s->helo);
 	free(s);
 }
@@ -296,9 +344,60 @@ cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp)
 		reply(s, 250, NULL, "%s", cfg->hostname);
 		return;
 	}
+	char	 auth[128] = "", *tlsline = "";
+
+	if (s->tls) {
+		unsigned char cb[32];
+
+		/* -PLUS needs the tls-exporter binding (TLS 1.3) */
+		snprintf(auth, sizeof(auth), "\nAUTH PLAIN LOGIN SCRAM-SHA-256%s",
+		    tls_exporter_binding(bufferevent_openssl_get_ssl(s->bev),
+		    cb) == 0 ? " SCRAM-SHA-256-PLUS" : "");
+	} else if (s->srv->tls != NULL)
+		tlsline = "\nSTARTTLS";
 	reply(s, 250, NULL, "%s\nPIPELINING\nSIZE %" PRIu64 "\n8BITMIME\n"
-	    "SMTPUTF8\nENHANCEDSTATUSCODES\nDSN\nCHUNKING", cfg->hostname,
-	    cfg->max_message_size);
+	    "SMTPUTF8\nENHANCEDSTATUSCODES\nDSN%s%s\nCHUNKING", cfg->hostname,
+	    cfg->max_message_size, tlsline, auth);
+}
+
+/*
+ * May the logged-in user send as from? Its own address, an address whose
+ * aliases lead to it, or one the sender map gives it (RFC 6409 8.1).
+ */
+static bool
+sender_owned(const struct smtp_session *s, const char *from)
+{
+	struct strlist	 mb = { 0 }, rem = { 0 };
+	char		 lower[SMTP_PATH_MAX + 1];
+	const char	*v;
+	bool		 ok = false;
+
+	if (*from == '\0')
+		return true;		/* bounces and notifications */
+	snprintf(lower, sizeof(lower), "%s", from);
+	str_lower(lower);
+	if (strcmp(lower, s->auth_user) == 0)
+		return true;
+	if (local_resolve(s->srv->ldb, lower, &mb, &rem) == LOCAL_OK)
+		ok = strlist_has(&mb, s->auth_user);
+	strlist_free(&mb);
+	strlist_free(&rem);
+	if (ok || s->srv->sender_map == NULL)
+		return ok;
+	if ((v = table_get(s->srv->sender_map, lower)) == NULL)
+		return false;
+	/* "login, login, ..." */
+	while (*v != '\0') {
+		size_t	 n;
+
+		v += strspn(v, ", \t");
+		n = strcspn(v, ", \t");
+		if (n > 0 && n == strlen(s->auth_user) &&
+		    strncasecmp(v, s->auth_user, n) == 0)
+			return true;
+		v += n;
+	}
+	return false;
 }
 
 static void
@@ -315,6 +414,11 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	if (s->state != SMTP_STATE_READY) {
 		reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (s->kind != SMTP_PORT_MX && s->auth_user == NULL) {
+		/* RFC 6409 4.3 */
+		reply(s, 530, "5.7.0", "Authentication required");
 		return;
 	}
 	rc = smtp_parse_mail(c->arg, c->arg_len, &m);
@@ -347,6 +451,13 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		log_reject(s, "MAIL", 552, "5.3.4", "size");
 		return;
 	}
+	if (s->auth_user != NULL && !sender_owned(s, m.from.addr)) {
+		str_escape(m.from.addr, strlen(m.from.addr), esc, sizeof(esc));
+		reply(s, 553, "5.7.1", "<%s>: Sender address rejected: not "
+		    "owned by user %s", esc, s->auth_user);
+		log_reject(s, "MAIL", 553, "5.7.1", esc);
+		return;
+	}
 	txn_reset(s);
 	envelope_init(&s->env);
 	envelope_set(&s->env.from, m.from.addr);
@@ -365,7 +476,8 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 static bool
 client_may_relay(const struct smtp_session *s)
 {
-	/* TODO(#4): authenticated users may relay too. */
+	if (s->auth_user != NULL)
+		return true;
 	return config_trusted(s->srv->cfg, s->family, s->rawaddr);
 }
 
@@ -457,10 +569,24 @@ static int
 txn_open(struct smtp_session *s)
 {
 	const struct config *cfg = s->srv->cfg;
-	char	 date[64], *hdr, *text;
+	char	 date[64], *hdr, *text, tlsc[192] = "";
+	const char *proto;
 	size_t	 len;
 	int	 rc;
 
+	/* RFC 3848 protocol names */
+	if (!s->esmtp)
+		proto = "SMTP";
+	else if (s->tls && s->auth_user != NULL)
+		proto = "ESMTPSA";
+	else if (s->tls)
+		proto = "ESMTPS";
+	else if (s->auth_user != NULL)
+		proto = "ESMTPA";
+	else
+		proto = "ESMTP";
+	if (s->tls)
+		snprintf(tlsc, sizeof(tlsc), "\r\n\t(using %s)", s->tls_info);
 	if ((s->msg = spool_msg_new(s->srv->spool)) == NULL) {
 		log_err("- spool create failed: %s sess=%" PRIx64,
 		    strerror(errno), s->id);
@@ -472,21 +598,30 @@ txn_open(struct smtp_session *s)
 	s->env.client_port = s->port;
 	envelope_set(&s->env.client_name, "unknown");
 	envelope_set(&s->env.helo, s->helo);
-	envelope_set(&s->env.proto, s->esmtp ? "ESMTP" : "SMTP");
-	text = envelope_format(&s->env, &len);
+	envelope_set(&s->env.proto, proto);
+	envelope_set(&s->env.auth, s->auth_user);
+	if ((text = envelope_format(&s->env, &len)) == NULL) {
+		/* cannot happen with what the session fills in; never write
+		   an envelope the queue could not read back */
+		log_err("%s spool envelope invalid sess=%" PRIx64, s->env.id,
+		    s->id);
+		spool_msg_free(s->msg);
+		s->msg = NULL;
+		return -1;
+	}
 	rfc5322_date((int64_t)(s->env.arrival_usec / 1000000u), date,
 	    sizeof(date));
 	/* RFC 5321 4.4; "for" only with a single recipient (privacy) */
 	if (s->env.nrcpt == 1)
-		hdr = xasprintf("Received: from %s (unknown [%s])\r\n"
+		hdr = xasprintf("Received: from %s (unknown [%s])%s\r\n"
 		    "\tby %s (petrel) with %s id %s\r\n\tfor <%s>; %s\r\n",
-		    s->helo, s->addr, cfg->hostname, s->env.proto, s->env.id,
-		    s->env.rcpt[0].addr, date);
+		    s->helo, s->addr, tlsc, cfg->hostname, s->env.proto,
+		    s->env.id, s->env.rcpt[0].addr, date);
 	else
-		hdr = xasprintf("Received: from %s (unknown [%s])\r\n"
+		hdr = xasprintf("Received: from %s (unknown [%s])%s\r\n"
 		    "\tby %s (petrel) with %s id %s;\r\n\t%s\r\n",
-		    s->helo, s->addr, cfg->hostname, s->env.proto, s->env.id,
-		    date);
+		    s->helo, s->addr, tlsc, cfg->hostname, s->env.proto,
+		    s->env.id, date);
 	rc = spool_msg_write(s->msg, text, len);
 	if (rc == 0)
 		rc = spool_msg_write(s->msg, hdr, strlen(hdr));
@@ -498,7 +633,11 @@ txn_open(struct smtp_session *s)
 		    strerror(s->msg->error), s->id);
 		spool_msg_free(s->msg);
 		s->msg = NULL;
+		return rc;
 	}
+	/* RFC 6409 8.2, 8.3: a submission gets Date and Message-ID */
+	s->fixup = s->kind != SMTP_PORT_MX || s->auth_user != NULL;
+	s->hdr_done = !s->fixup;
 	return rc;
 }
 
@@ -620,6 +759,377 @@ cmd_rset(struct smtp_session *s, const struct smtp_cmd *c)
 	reply(s, 250, "2.0.0", "Ok");
 }
 
+/* ---- TLS --------------------------------------------------------- */
+
+static void	session_read_cb(struct bufferevent *, void *);
+static void	session_write_cb(struct bufferevent *, void *);
+static void	session_event_cb(struct bufferevent *, short, void *);
+
+/* The handshake finished: record what was negotiated. */
+static void
+tls_ready(struct smtp_session *s)
+{
+	SSL	*ssl = bufferevent_openssl_get_ssl(s->bev);
+	char	 peer[256];
+
+	s->tls = true;
+	tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+	tls_peer_subject(ssl, peer, sizeof(peer));
+	log_info("- smtp tls \"%s\"%s%s%s client=[%s] sess=%" PRIx64,
+	    s->tls_info, peer[0] ? " peer=\"" : "", peer, peer[0] ? "\"" : "",
+	    s->addr, s->id);
+	session_enter(s, SMTP_STATE_INIT);
+	if (s->kind == SMTP_PORT_SMTPS)
+		reply(s, 220, NULL, "%s ESMTP petrel", s->srv->cfg->hostname);
+}
+
+static void
+cmd_starttls(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	struct bufferevent *tls;
+	SSL	*ssl;
+
+	if (s->tls || s->srv->tls == NULL || s->kind == SMTP_PORT_SMTPS) {
+		/* RFC 3207 4.2: not inside TLS */
+		reply(s, 503, "5.5.1", "Error: TLS already active or not "
+		    "offered");
+		return;
+	}
+	if (c->arg_len != 0) {
+		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	if (s->state != SMTP_STATE_INIT && s->state != SMTP_STATE_READY) {
+		reply(s, 503, "5.5.1", "Error: STARTTLS inside a transaction");
+		return;
+	}
+	if ((ssl = tls_ssl_new(s->srv->tls)) == NULL) {
+		reply(s, 454, "4.7.0", "TLS not available due to temporary "
+		    "reason");
+		return;
+	}
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	/*
+	 * CVE-2011-0411: whatever the client pipelined after STARTTLS came
+	 * in plaintext; it is dropped, never run inside TLS.
+	 */
+	evbuffer_drain(bufferevent_get_input(s->bev),
+	    evbuffer_get_length(bufferevent_get_input(s->bev)));
+	/* RFC 3207 4.2: forget everything learnt before TLS */
+	txn_reset(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	tls = bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		session_close(s);
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	s->bev = tls;
+	bufferevent_setcb(tls, session_read_cb, session_write_cb,
+	    session_event_cb, s);
+	bufferevent_setwatermark(tls, EV_READ, 0,
+	    s->srv->cfg->max_line_length + SMTP_CHUNK);
+	session_enter(s, SMTP_STATE_TLS);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+}
+
+/* ---- AUTH (RFC 4954) ---------------------------------------------- */
+
+static struct auth_fail **
+auth_fail_slot(struct smtp_server *srv, const char *addr)
+{
+	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	uint64_t	 now = now_usec();
+	uint64_t	 window = (uint64_t)srv->cfg->auth_failure_window *
+	    1000000u;
+
+	for (const char *p = addr; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	struct auth_fail **pp = &srv->auth_fails[h % SMTP_CLIENT_BUCKETS];
+	while (*pp != NULL) {
+		struct auth_fail *f = *pp;
+
+		if (now - f->first_usec > window) {	/* expired: drop */
+			*pp = f->next;
+			free(f);
+			continue;
+		}
+		if (strcmp(f->addr, addr) == 0)
+			break;
+		pp = &f->next;
+	}
+	return pp;
+}
+
+static int
+auth_failures(struct smtp_server *srv, const char *addr)
+{
+	struct auth_fail **pp = auth_fail_slot(srv, addr);
+
+	return *pp != NULL ? (*pp)->count : 0;
+}
+
+static void
+auth_end(struct smtp_session *s)
+{
+	if (s->sasl != NULL)
+		sasl_free(s->sasl);
+	s->sasl = NULL;
+	session_enter(s, SMTP_STATE_READY);
+}
+
+static void
+auth_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	reply(s, 535, "5.7.8", "Error: authentication failed");
+	auth_end(s);
+	bufferevent_enable(s->bev, EV_READ);
+	session_process(s);
+	if (s->eof)
+		session_eof(s);
+}
+
+/* A failed attempt: count it, then answer after a delay or hang up. */
+static void
+auth_failed(struct smtp_session *s, const char *user, const char *why)
+{
+	struct smtp_server *srv = s->srv;
+	struct auth_fail **pp = auth_fail_slot(srv, s->addr);
+	char	 esc[SASL_USER_MAX * 4 + 1];
+	int	 n;
+
+	if (*pp == NULL) {
+		*pp = xcalloc(1, sizeof(**pp));
+		snprintf((*pp)->addr, sizeof((*pp)->addr), "%s", s->addr);
+		(*pp)->first_usec = now_usec();
+	}
+	n = ++(*pp)->count;
+	str_escape(user, strlen(user), esc, sizeof(esc));
+	log_info("- smtp auth failed mech=%s user=\"%s\" reason=\"%s\" "
+	    "failures=%d client=[%s] sess=%" PRIx64,
+	    sasl_mech_name(s->sasl_mech), esc, why, n, s->addr, s->id);
+	if (n >= srv->cfg->auth_max_failures) {
+		reply(s, 421, "4.7.0", "%s Error: too many failed "
+		    "authentication attempts", srv->cfg->hostname);
+		auth_end(s);
+		session_close(s);
+		return;
+	}
+	/* slow down guessing: 1 s per failure so far, capped */
+	struct timeval tv = { n < SMTP_AUTH_DELAY_MAX ? n :
+	    SMTP_AUTH_DELAY_MAX, 0 };
+	if (s->delay_ev == NULL)
+		s->delay_ev = evtimer_new(srv->base, auth_delay_cb, s);
+	session_enter(s, SMTP_STATE_AUTHWAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	evtimer_add(s->delay_ev, &tv);
+}
+
+static void
+auth_ok(struct smtp_session *s, const char *user)
+{
+	char	 esc[SASL_USER_MAX * 4 + 1];
+
+	free(s->auth_user);
+	s->auth_user = str_lower(xstrdup(user));
+	str_escape(s->auth_user, strlen(s->auth_user), esc, sizeof(esc));
+	log_info("- smtp auth ok mech=%s user=\"%s\" client=[%s] sess=%" PRIx64,
+	    sasl_mech_name(s->sasl_mech), esc, s->addr, s->id);
+	reply(s, 235, "2.7.0", "Authentication successful");
+	auth_end(s);
+}
+
+struct pwcheck_job {
+	struct smtp_session	*s;		/* borrowed: s->busy holds it */
+	const struct table	*users;		/* borrowed, immutable */
+	char			 user[SASL_USER_MAX + 1];
+	char			 pass[SASL_PASS_MAX + 1];
+	bool			 ok;
+};
+
+static void
+pwcheck_work(void *arg)
+{
+	struct pwcheck_job *j = arg;
+
+	j->ok = userdb_check_password(j->users, j->user, j->pass);
+	OPENSSL_cleanse(j->pass, sizeof(j->pass));
+}
+
+static void	auth_status(struct smtp_session *, enum sasl_status,
+		    const char *);
+
+static void
+pwcheck_done(void *arg)
+{
+	struct pwcheck_job *j = arg;
+	struct smtp_session *s = j->s;
+
+	s->busy = false;
+	if (s->dead) {
+		free(j);
+		session_free(s);
+		return;
+	}
+	auth_status(s, sasl_password_result(s->sasl, j->ok), NULL);
+	free(j);
+	if (s->state != SMTP_STATE_AUTHWAIT && s->state != SMTP_STATE_QUIT) {
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+		if (s->eof)
+			session_eof(s);
+	}
+}
+
+/* Act on what the SASL exchange says next. */
+static void
+auth_status(struct smtp_session *s, enum sasl_status st, const char *out)
+{
+	struct sasl_scram_creds creds;
+
+	for (;;) {
+		switch (st) {
+		case SASL_CONTINUE:
+			reply(s, 334, NULL, "%s", out);
+			session_enter(s, SMTP_STATE_AUTH);
+			return;
+		case SASL_NEED_USER:
+			st = sasl_scram_user(s->sasl,
+			    userdb_scram(s->srv->ldb->users, sasl_user(s->sasl),
+			    &creds) == 0 ? &creds : NULL, &out);
+			OPENSSL_cleanse(&creds, sizeof(creds));
+			continue;
+		case SASL_CHECK_PASSWORD: {
+			struct pwcheck_job *j = xcalloc(1, sizeof(*j));
+
+			j->s = s;
+			j->users = s->srv->ldb->users;
+			snprintf(j->user, sizeof(j->user), "%s",
+			    sasl_user(s->sasl));
+			snprintf(j->pass, sizeof(j->pass), "%s",
+			    sasl_password(s->sasl));
+			s->busy = true;
+			session_enter(s, SMTP_STATE_AUTHWAIT);
+			bufferevent_disable(s->bev, EV_READ);
+			workq_submit(s->srv->wq, pwcheck_work, pwcheck_done, j);
+			return;
+		}
+		case SASL_OK:
+			/* RFC 4616 2: acting for someone else is not allowed */
+			if (*sasl_authzid(s->sasl) != '\0' &&
+			    strcasecmp(sasl_authzid(s->sasl),
+			    sasl_user(s->sasl)) != 0) {
+				auth_failed(s, sasl_user(s->sasl),
+				    "authorization identity differs");
+				return;
+			}
+			auth_ok(s, sasl_user(s->sasl));
+			return;
+		case SASL_ERR_BASE64:
+			reply(s, 501, "5.5.2", "Error: cannot decode response");
+			auth_end(s);
+			return;
+		case SASL_ERR_CANCEL:
+			reply(s, 501, "5.7.0", "Error: authentication "
+			    "cancelled");
+			auth_end(s);
+			return;
+		case SASL_ERR_PROTOCOL:
+			reply(s, 501, "5.5.2", "Error: malformed "
+			    "authentication message");
+			auth_end(s);
+			return;
+		case SASL_ERR_CB:
+			auth_failed(s, sasl_user(s->sasl),
+			    "channel binding mismatch");
+			return;
+		case SASL_ERR_AUTH:
+		default:
+			auth_failed(s, sasl_user(s->sasl), "bad credentials");
+			return;
+		}
+	}
+}
+
+static void
+cmd_auth(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	const char *sp, *out = NULL;
+	size_t	 mlen;
+	unsigned char cb[32];
+	bool	 have_cb;
+
+	if (!s->tls) {
+		/* RFC 4954 4: never send passwords in the clear */
+		reply(s, 538, "5.7.11", "Encryption required for requested "
+		    "authentication mechanism");
+		return;
+	}
+	if (s->state == SMTP_STATE_INIT) {
+		reply(s, 503, "5.5.1", "Error: send EHLO first");
+		return;
+	}
+	if (s->auth_user != NULL) {
+		reply(s, 503, "5.5.1", "Error: already authenticated");
+		return;
+	}
+	if (s->state != SMTP_STATE_READY) {
+		reply(s, 503, "5.5.1", "Error: AUTH not allowed during a mail "
+		    "transaction");
+		return;
+	}
+	if (auth_failures(s->srv, s->addr) >= s->srv->cfg->auth_max_failures) {
+		reply(s, 421, "4.7.0", "%s Error: too many failed "
+		    "authentication attempts", s->srv->cfg->hostname);
+		session_close(s);
+		return;
+	}
+	sp = memchr(c->arg, ' ', c->arg_len);
+	mlen = sp != NULL ? (size_t)(sp - c->arg) : c->arg_len;
+	s->sasl_mech = sasl_mech_parse(c->arg, mlen);
+	if (c->arg_len == 0) {
+		reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	if (s->sasl_mech == SASL_MECH_NONE) {
+		reply(s, 504, "5.5.4", "Unsupported authentication mechanism");
+		return;
+	}
+	have_cb = tls_exporter_binding(bufferevent_openssl_get_ssl(s->bev), cb)
+	    == 0;
+	if (s->sasl_mech == SASL_MECH_SCRAM_SHA_256_PLUS && !have_cb) {
+		reply(s, 504, "5.5.4", "Unsupported authentication mechanism");
+		return;
+	}
+	s->sasl = sasl_new(s->sasl_mech, have_cb ? cb : NULL,
+	    have_cb ? sizeof(cb) : 0);
+	OPENSSL_cleanse(cb, sizeof(cb));
+	if (sp != NULL) {
+		size_t	 off = (size_t)(sp - c->arg) + 1;
+
+		auth_status(s, sasl_step(s->sasl, c->arg + off,
+		    c->arg_len - off, true, &out), out);
+	} else
+		auth_status(s, sasl_step(s->sasl, "", 0, true, &out), out);
+}
+
+/* One SASL response line from the client. */
+static void
+auth_line(struct smtp_session *s, const char *line, size_t len)
+{
+	const char *out = NULL;
+
+	auth_status(s, sasl_step(s->sasl, line, len, false, &out), out);
+}
+
 /* ---- the command table ------------------------------------------- */
 
 struct cmd_def {
@@ -696,9 +1206,13 @@ session_command(struct smtp_session *s, const char *line, size_t len)
 		reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA "
 		    "BDAT RSET NOOP QUIT VRFY HELP\nSee RFC 5321");
 		break;
+	case SMTP_CMD_STARTTLS:
+		cmd_starttls(s, &c);
+		break;
+	case SMTP_CMD_AUTH:
+		cmd_auth(s, &c);
+		break;
 	case SMTP_CMD_EXPN:
-	case SMTP_CMD_STARTTLS:		/* TODO(#4) */
-	case SMTP_CMD_AUTH:		/* TODO(#4) */
 		reply(s, 502, "5.5.1", "Error: command not implemented");
 		break;
 	case SMTP_CMD_UNKNOWN:
@@ -717,6 +1231,7 @@ commit_done(struct spool_msg *m, int err, void *arg)
 	char	 from[600];
 
 	(void)m;
+	s->busy = false;
 	if (s->dead) {
 		/* the client left: the message is durable or gone; it was
 		   never acknowledged, so a delivery is a harmless duplicate */
@@ -760,6 +1275,8 @@ message_end(struct smtp_session *s)
 {
 	const char *id = s->env.id;
 
+	if (!s->too_big && !s->body.bare && s->hdrbuf != NULL)
+		hdr_flush(s, evbuffer_get_length(s->hdrbuf));  /* all header */
 	if (s->too_big) {
 		reply(s, 552, "5.3.4", "Error: message too large");
 		log_info("%s smtp rejected: message too large sess=%" PRIx64, id,
@@ -776,11 +1293,96 @@ message_end(struct smtp_session *s)
 		    strerror(s->msg->error), s->id);
 	} else {
 		session_enter(s, SMTP_STATE_COMMIT);
+		s->busy = true;
 		spool_msg_commit(s->msg, commit_done, s);
 		return;
 	}
 	txn_reset(s);
 	session_enter(s, SMTP_STATE_READY);
+}
+
+/* Does the header text h have a field called name (lowercase)? */
+static bool
+hdr_has(const char *h, size_t len, const char *name)
+{
+	size_t	 nlen = strlen(name), i = 0;
+
+	while (i < len) {
+		const char *nl;
+
+		if (len - i > nlen && strncasecmp(h + i, name, nlen) == 0 &&
+		    h[i + nlen] == ':')
+			return true;
+		if ((nl = memchr(h + i, '\n', len - i)) == NULL)
+			break;
+		i = (size_t)(nl - h) + 1;
+	}
+	return false;
+}
+
+/*
+ * Write the held header section (hlen bytes) with Date and Message-ID
+ * added when missing, then the rest of what is held.
+ */
+static void
+hdr_flush(struct smtp_session *s, size_t hlen)
+{
+	size_t	 len = evbuffer_get_length(s->hdrbuf);
+	const char *h = (const char *)evbuffer_pullup(s->hdrbuf, -1);
+	char	 date[64], *add;
+	bool	 need_date, need_id;
+
+	need_date = !hdr_has(h, hlen, "date");
+	need_id = !hdr_has(h, hlen, "message-id");
+	spool_msg_write(s->msg, h, hlen);
+	if (need_date || need_id) {
+		rfc5322_date((int64_t)(now_usec() / 1000000u), date,
+		    sizeof(date));
+		add = xasprintf("%s%s%s%s%s%s%s", need_date ? "Date: " : "",
+		    need_date ? date : "", need_date ? "\r\n" : "",
+		    need_id ? "Message-ID: <" : "", need_id ? s->env.id : "",
+		    need_id ? "@" : "", need_id ? s->srv->cfg->hostname : "");
+		spool_msg_write(s->msg, add, strlen(add));
+		if (need_id)
+			spool_msg_write(s->msg, ">\r\n", 3);
+		free(add);
+		log_info("%s smtp fixup%s%s sess=%" PRIx64, s->env.id,
+		    need_date ? " date" : "", need_id ? " message-id" : "",
+		    s->id);
+	}
+	spool_msg_write(s->msg, h + hlen, len - hlen);
+	evbuffer_free(s->hdrbuf);
+	s->hdrbuf = NULL;
+	s->hdr_done = true;
+}
+
+/* Hold content until the header section ends (submission fix-ups). */
+static void
+hdr_hold(struct smtp_session *s, const char *buf, size_t len)
+{
+	struct evbuffer_ptr p;
+	size_t	 have;
+
+	if (s->hdrbuf == NULL)
+		s->hdrbuf = evbuffer_new();
+	evbuffer_add(s->hdrbuf, buf, len);
+	have = evbuffer_get_length(s->hdrbuf);
+	if (have >= 2 && memcmp(evbuffer_pullup(s->hdrbuf, 2), "\r\n", 2) == 0) {
+		hdr_flush(s, 0);	/* no header section at all */
+		return;
+	}
+	p = evbuffer_search(s->hdrbuf, "\r\n\r\n", 4, NULL);
+	if (p.pos != -1) {
+		hdr_flush(s, (size_t)p.pos + 2);
+		return;
+	}
+	if (have > SMTP_HDR_FIXUP_MAX) {
+		/* a huge header section: keep it as it is */
+		spool_msg_write(s->msg, evbuffer_pullup(s->hdrbuf, -1), have);
+		evbuffer_free(s->hdrbuf);
+		s->hdrbuf = NULL;
+		s->hdr_done = true;
+	}
 }
 
 static void
@@ -790,6 +1392,10 @@ body_write(struct smtp_session *s, const char *buf, size_t len)
 		return;
 	if (s->body.size > s->srv->cfg->max_message_size) {
 		s->too_big = true;	/* keep reading, write nothing more */
+		return;
+	}
+	if (!s->hdr_done) {
+		hdr_hold(s, buf, len);
 		return;
 	}
 	spool_msg_write(s->msg, buf, len);
@@ -885,11 +1491,17 @@ session_process(struct smtp_session *s)
 	struct smtp_server *srv = s->srv;
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer *out = bufferevent_get_output(s->bev);
-	size_t	 max_line = srv->cfg->max_line_length;
+	size_t	 max_line;
 
 	while (!s->dead) {
-		if (s->state == SMTP_STATE_COMMIT || s->state == SMTP_STATE_QUIT)
+		if (s->state == SMTP_STATE_COMMIT || s->state == SMTP_STATE_QUIT ||
+		    s->state == SMTP_STATE_TLS ||
+		    s->state == SMTP_STATE_AUTHWAIT)
 			return;
+		if (s->state == SMTP_STATE_AUTH)
+			max_line = SASL_LINE_MAX + 2;
+		else
+			max_line = srv->cfg->max_line_length;
 		if (evbuffer_get_length(out) > SMTP_OUT_HWM) {
 			/* RFC 2920: a client that does not read its replies
 			   waits; we stop reading until they drain */
@@ -927,12 +1539,26 @@ session_process(struct smtp_session *s)
 		}
 		size_t	 len = (size_t)eol.pos;
 
-		if (s->discarding || len + 2 > max_line) {
+		if ((s->discarding || len + 2 > max_line) &&
+		    s->state == SMTP_STATE_AUTH) {
+			evbuffer_drain(in, len + 2);
+			s->discarding = false;
+			/* RFC 4954 4 */
+			reply(s, 500, "5.5.6", "Authentication Exchange line is "
+			    "too long");
+			auth_end(s);
+		} else if (s->discarding || len + 2 > max_line) {
 			/* RFC 5321 4.5.3.1.4: one reply; the tail never runs */
 			evbuffer_drain(in, len + 2);
 			s->discarding = false;
 			reply(s, 500, "5.5.2", "Error: line too long");
 			log_reject(s, "-", 500, "5.5.2", "line too long");
+		} else if (s->state == SMTP_STATE_AUTH) {
+			evbuffer_remove(in, srv->line, len);
+			evbuffer_drain(in, 2);
+			srv->line[len] = '\0';
+			auth_line(s, srv->line, len);
+			OPENSSL_cleanse(srv->line, len);
 		} else {
 			evbuffer_remove(in, srv->line, len);
 			evbuffer_drain(in, 2);
@@ -975,6 +1601,13 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (s->state == SMTP_STATE_TLS) {
+			tls_ready(s);
+			session_process(s);
+		}
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->state == SMTP_STATE_QUIT) {
 			session_free(s);
@@ -991,6 +1624,13 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(s->bev);
+
+		if (s->state == SMTP_STATE_TLS || e != 0)
+			log_info("- smtp tls failed state=%s error=\"%s\" "
+			    "client=[%s] sess=%" PRIx64, state_name(s->state),
+			    e != 0 ? ERR_reason_error_string(e) : "handshake",
+			    s->addr, s->id);
 		if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT)
 			log_info("%s smtp lost connection in %s client=[%s] "
 			    "sess=%" PRIx64, s->msg ? s->env.id : "-",
@@ -1029,19 +1669,28 @@ session_eof(struct smtp_session *s)
 /* ---- server ------------------------------------------------------ */
 
 struct smtp_server *
-smtp_server_new(struct event_base *base, const struct config *cfg,
-    struct spool *sp, struct sched *sched, const struct local_db *ldb)
+smtp_server_new(const struct smtp_deps *d)
 {
 	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
+	const struct config *cfg = d->cfg;
 
-	srv->base = base;
+	srv->base = d->base;
 	srv->cfg = cfg;
-	srv->spool = sp;
-	srv->sched = sched;
-	srv->ldb = ldb;
-	srv->line = xmalloc(cfg->max_line_length + 1);
+	srv->spool = d->spool;
+	srv->sched = d->sched;
+	srv->ldb = d->ldb;
+	srv->wq = d->wq;
+	srv->sender_map = d->sender_map;
+	srv->line = xmalloc((cfg->max_line_length > SASL_LINE_MAX + 2 ?
+	    cfg->max_line_length : SASL_LINE_MAX + 2) + 1);
 	srv->chunk = xmalloc(SMTP_CHUNK + 2);
 	return srv;
+}
+
+void
+smtp_server_set_tls(struct smtp_server *srv, struct tls_ctx *t)
+{
+	srv->tls = t;
 }
 
 unsigned
@@ -1060,7 +1709,7 @@ refuse(int fd, const char *text)
 
 void
 smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
-    socklen_t salen)
+    socklen_t salen, enum smtp_port_kind kind)
 {
 	const struct config *cfg = srv->cfg;
 	struct smtp_session *s;
@@ -1116,8 +1765,21 @@ smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
 	else if (sa->sa_family == AF_INET6)
 		memcpy(s->rawaddr, &((const struct sockaddr_in6 *)(const void *)
 		    sa)->sin6_addr, 16);
+	s->kind = kind;
 	envelope_init(&s->env);
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (kind == SMTP_PORT_SMTPS) {
+		SSL	*ssl = srv->tls != NULL ? tls_ssl_new(srv->tls) : NULL;
+
+		s->bev = ssl == NULL ? NULL : bufferevent_openssl_socket_new(
+		    srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+		else if (ssl != NULL)
+			SSL_free(ssl);
+	} else
+		s->bev = bufferevent_socket_new(srv->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
 		close(fd);
 		free(s);
@@ -1135,11 +1797,15 @@ smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
 	/* input: bounded; every line is taken as soon as it is complete */
 	bufferevent_setwatermark(s->bev, EV_READ, 0,
 	    cfg->max_line_length + SMTP_CHUNK);
-	session_enter(s, SMTP_STATE_INIT);
+	session_enter(s, kind == SMTP_PORT_SMTPS ? SMTP_STATE_TLS :
+	    SMTP_STATE_INIT);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info("- smtp connect client=[%s]:%u sess=%" PRIx64, addr, port,
-	    s->id);
-	reply(s, 220, NULL, "%s ESMTP petrel", cfg->hostname);
+	log_info("- smtp connect client=[%s]:%u port=%s sess=%" PRIx64, addr,
+	    port, kind == SMTP_PORT_MX ? "mx" : kind == SMTP_PORT_SUBMISSION ?
+	    "submission" : "smtps", s->id);
+	if (kind != SMTP_PORT_SMTPS)
+		reply(s, 220, NULL, "%s ESMTP petrel", cfg->hostname);
+	/* implicit TLS: the greeting follows the handshake (tls_ready) */
 }
 
 void
@@ -1161,17 +1827,23 @@ smtp_server_free(struct smtp_server *srv)
 	while (srv->sessions != NULL) {
 		struct smtp_session *s = srv->sessions;
 
-		if (s->state == SMTP_STATE_COMMIT)
-			session_enter(s, SMTP_STATE_QUIT); /* jobs have ended */
+		s->busy = false;	/* the pool has stopped: no job left */
 		session_free(s);
 	}
-	for (size_t i = 0; i < SMTP_CLIENT_BUCKETS; i++)
+	for (size_t i = 0; i < SMTP_CLIENT_BUCKETS; i++) {
 		while (srv->clients[i] != NULL) {
 			struct client_count *c = srv->clients[i];
 
 			srv->clients[i] = c->next;
 			free(c);
 		}
+		while (srv->auth_fails[i] != NULL) {
+			struct auth_fail *f = srv->auth_fails[i];
+
+			srv->auth_fails[i] = f->next;
+			free(f);
+		}
+	}
 	free(srv->line);
 	free(srv->chunk);
 	free(srv);

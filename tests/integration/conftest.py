@@ -26,6 +26,8 @@ class Petrel:
     def __init__(self, base: Path, extra=None, users=(), aliases=""):
         self.base = base
         self.port = free_port()
+        self.sub_port = free_port()
+        self.smtps_port = free_port()
         self.spool = base / "spool"
         self.mail = base / "mail"
         self.conf = base / "petrel.conf"
@@ -41,8 +43,14 @@ class Petrel:
                 "spool_dir": str(self.spool),
                 "mail_dir": str(self.mail),
                 "log_level": "info",
+                "workers": "2",
             },
-            "smtp": {"listen": f"127.0.0.1:{self.port}"},
+            "smtp": {
+                "listen": f"127.0.0.1:{self.port}",
+                "submission_listen": f"127.0.0.1:{self.sub_port}",
+                "smtps_listen": f"127.0.0.1:{self.smtps_port}",
+            },
+            "tls": {"dir": str(base / "tls")},
             "local": {
                 "domains": "localhost example.test",
                 "users_file": str(self.users_file),

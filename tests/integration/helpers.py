@@ -1,10 +1,22 @@
 """Small helpers shared by the integration tests: reply checks, the
 layout of a delivered message, polling. No fixtures here (see conftest.py)."""
 import re
+import socket
 import time
 
 HELO = "client.example"
 SENDER = "sender@example.org"
+EHLO_LINES = [
+    "250-mx.test",
+    "250-PIPELINING",
+    "250-SIZE 52428800",
+    "250-8BITMIME",
+    "250-SMTPUTF8",
+    "250-ENHANCEDSTATUSCODES",
+    "250-DSN",
+    "250-STARTTLS",
+    "250 CHUNKING",
+]
 QID_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-Z]{13})$")
 
 
@@ -115,3 +127,16 @@ def log_lines(petrel, *needles):
     """Lines of the petrel log that contain every needle."""
     return [ln for ln in petrel.log().splitlines()
             if all(n in ln for n in needles)]
+
+
+def no_reply(r, timeout=0.3):
+    """True if the server sends nothing within timeout."""
+    r.sock.settimeout(timeout)
+    try:
+        chunk = r.sock.recv(65536)
+    except socket.timeout:
+        return True
+    finally:
+        r.sock.settimeout(10)
+    r.buf += chunk
+    return False

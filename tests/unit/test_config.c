@@ -129,10 +129,28 @@ assert_defaults(const struct config *c)
 	assert_int_equal(c->command_timeout, 300);
 	assert_int_equal(c->data_timeout, 300);
 	assert_int_equal(c->trusted_networks_len, 0);
+	assert_int_equal(c->submission_listen_len, 1);
+	assert_string_equal(c->submission_listen[0].host, "127.0.0.1");
+	assert_string_equal(c->submission_listen[0].port, "2587");
+	assert_false(c->submission_listen[0].optional);
+	assert_int_equal(c->smtps_listen_len, 1);
+	assert_string_equal(c->smtps_listen[0].host, "127.0.0.1");
+	assert_string_equal(c->smtps_listen[0].port, "2465");
+	assert_false(c->smtps_listen[0].optional);
 	assert_int_equal(c->domains_len, 1);
 	assert_string_equal(c->domains[0], "localhost");
 	assert_string_equal(c->users_file, "etc/users");
 	assert_string_equal(c->aliases_file, "etc/aliases");
+	assert_null(c->tls_cert_file);
+	assert_null(c->tls_key_file);
+	assert_string_equal(c->tls_dir, "var/tls");
+	assert_int_equal(c->tls_sni_len, 0);
+	assert_null(c->tls_client_ca_file);
+	assert_string_equal(c->tls_ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+	assert_int_equal(c->tls_handshake_timeout, 30);
+	assert_int_equal(c->auth_max_failures, 5);
+	assert_int_equal(c->auth_failure_window, 300);
+	assert_null(c->sender_map_file);
 	assert_int_equal(c->retry_initial, 300);
 	assert_int_equal(c->retry_max, 4000);
 	assert_int_equal(c->max_lifetime, 432000);
@@ -160,7 +178,8 @@ test_defaults(void **state)
 	unload(&l);
 
 	/* Only comments and blank lines, and empty sections. */
-	load("# c\n; c\n\n[server]\n[smtp]\n[local]\n[queue]\n", &l);
+	load("# c\n; c\n\n[server]\n[smtp]\n[local]\n[tls]\n[auth]\n"
+	    "[queue]\n", &l);
 	assert_int_equal(l.rc, 0);
 	assert_defaults(l.cfg);
 	unload(&l);
@@ -205,6 +224,10 @@ enum want {
 #define OK_S(s, k, v, str)	{ s, #k, v, W_STR, F(k), 0, str }
 #define OK_NULL(s, k, v)	{ s, #k, v, W_NULL, F(k), 0, NULL }
 #define BAD(s, k, v, msg)	{ s, #k, v, W_ERR, 0, 0, msg }
+/* Keys whose struct field has another name. */
+#define OK_I_AS(s, k, f, v, n)	{ s, #k, v, W_INT, F(f), n, NULL }
+#define OK_S_AS(s, k, f, v, str) { s, #k, v, W_STR, F(f), 0, str }
+#define OK_NULL_AS(s, k, f, v)	{ s, #k, v, W_NULL, F(f), 0, NULL }
 
 static const struct key_case {
 	const char	*section;
@@ -318,6 +341,44 @@ static const struct key_case {
 	OK_S("local", users_file, "/etc/petrel/users", "/etc/petrel/users"),
 	OK_NULL("local", aliases_file, ""),
 	OK_S("local", aliases_file, "etc/aliases.test", "etc/aliases.test"),
+
+	/* [tls] cert_file and key_file go in pairs: test_tls_pair() */
+	OK_S_AS("tls", dir, tls_dir, "/var/lib/petrel/tls",
+	    "/var/lib/petrel/tls"),
+	BAD("tls", dir, "", "must not be empty"),
+	OK_NULL_AS("tls", client_ca_file, tls_client_ca_file, ""),
+	OK_S_AS("tls", client_ca_file, tls_client_ca_file, "etc/ca.pem",
+	    "etc/ca.pem"),
+	OK_S_AS("tls", ciphers, tls_ciphers, "ECDHE+AESGCM", "ECDHE+AESGCM"),
+	OK_S_AS("tls", ciphers, tls_ciphers, "HIGH:!aNULL:!MD5",
+	    "HIGH:!aNULL:!MD5"),
+	BAD("tls", ciphers, "", "must not be empty"),
+	OK_I_AS("tls", handshake_timeout, tls_handshake_timeout, "1", 1),
+	OK_I_AS("tls", handshake_timeout, tls_handshake_timeout, "30s", 30),
+	OK_I_AS("tls", handshake_timeout, tls_handshake_timeout, "600", 600),
+	OK_I_AS("tls", handshake_timeout, tls_handshake_timeout, "10m", 600),
+	BAD("tls", handshake_timeout, "0",
+	    "'0' is out of range (1..600 seconds)"),
+	BAD("tls", handshake_timeout, "601", "out of range (1..600"),
+	BAD("tls", handshake_timeout, "11m", "out of range"),
+	BAD("tls", handshake_timeout, "1h", "out of range"),
+	BAD("tls", handshake_timeout, "30x", "'30x': unknown unit"),
+
+	OK_I_AS("auth", max_failures, auth_max_failures, "1", 1),
+	OK_I_AS("auth", max_failures, auth_max_failures, "1000", 1000),
+	BAD("auth", max_failures, "0", "'0' is out of range (1..1000)"),
+	BAD("auth", max_failures, "1001", "out of range (1..1000)"),
+	BAD("auth", max_failures, "5m", "'5m' is not a number"),
+	OK_I_AS("auth", failure_window, auth_failure_window, "1", 1),
+	OK_I_AS("auth", failure_window, auth_failure_window, "5m", 300),
+	OK_I_AS("auth", failure_window, auth_failure_window, "1d", 86400),
+	OK_I_AS("auth", failure_window, auth_failure_window, "86400", 86400),
+	BAD("auth", failure_window, "0", "out of range (1..86400 seconds)"),
+	BAD("auth", failure_window, "86401", "out of range"),
+	BAD("auth", failure_window, "2d", "out of range"),
+	BAD("auth", failure_window, "5M", "unknown unit"),
+	OK_NULL("auth", sender_map_file, ""),
+	OK_S("auth", sender_map_file, "etc/sender_map", "etc/sender_map"),
 
 	OK_I("queue", retry_initial, "1", 1),
 	OK_I("queue", retry_initial, "4000", 4000),
@@ -863,6 +924,216 @@ test_domains(void **state)
 	    "[local] domains: more than 64 items");
 }
 
+/* submission_listen and smtps_listen: listen's syntax, may be empty. */
+static void
+test_listen_more(void **state)
+{
+	static const char *const keys[] = {
+		"submission_listen", "smtps_listen",
+	};
+	char	 text[1024], want[128];
+	struct loaded l;
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		const char *key = keys[i];
+		const struct config_listen *got;
+		size_t	 len;
+
+#define LIST(c)	(i == 0 ? (c)->submission_listen : (c)->smtps_listen)
+#define LEN(c)	(i == 0 ? (c)->submission_listen_len : (c)->smtps_listen_len)
+		/* empty: no such listener */
+		snprintf(text, sizeof(text), "[smtp]\n%s =\n", key);
+		load(text, &l);
+		if (l.rc != 0)
+			fail_msg("%s: %s", key, l.err);
+		assert_int_equal(LEN(l.cfg), 0);
+		unload(&l);
+
+		snprintf(text, sizeof(text), "[smtp]\n%s = 0.0.0.0:587,"
+		    "[::]:587?\n  192.0.2.1:465\n", key);
+		load(text, &l);
+		if (l.rc != 0)
+			fail_msg("%s: %s", key, l.err);
+		len = LEN(l.cfg);
+		got = LIST(l.cfg);
+		assert_int_equal(len, 3);
+		assert_string_equal(got[0].host, "0.0.0.0");
+		assert_string_equal(got[0].port, "587");
+		assert_string_equal(got[1].host, "::");
+		assert_true(got[1].optional);
+		assert_string_equal(got[2].host, "192.0.2.1");
+		unload(&l);
+
+		/* CONFIG_LISTEN_MAX fit, one more does not */
+		snprintf(text, sizeof(text), "[smtp]\n%s =", key);
+		for (int j = 1; j <= CONFIG_LISTEN_MAX; j++)
+			snprintf(text + strlen(text), sizeof(text) -
+			    strlen(text), " 10.0.0.%d:%d", j, j);
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "\n");
+		load(text, &l);
+		if (l.rc != 0)
+			fail_msg("%s: %s", key, l.err);
+		assert_int_equal(LEN(l.cfg), CONFIG_LISTEN_MAX);
+		unload(&l);
+		snprintf(text + strlen(text) - 1, sizeof(text) - strlen(text),
+		    " 10.0.0.99:99\n");
+		load(text, &l);
+		snprintf(want, sizeof(want), "[smtp] %s: ", key);
+		assert_err_key(&l, 2, want, "more than 8 items");
+		assert_int_equal(count_lines(l.err), 1);
+
+		snprintf(text, sizeof(text), "[smtp]\n%s = 127.0.0.1\n", key);
+		load(text, &l);
+		assert_err_key(&l, 2, want, "'127.0.0.1': expected ADDR:PORT");
+		snprintf(text, sizeof(text), "[smtp]\n%s = [::1]:1 [::1]:1?\n",
+		    key);
+		load(text, &l);
+		assert_err_key(&l, 2, want, "'[::1]:1?': listed twice");
+		assert_int_equal(count_lines(l.err), 1);
+#undef LIST
+#undef LEN
+	}
+
+	/* One address in two lists cannot bind twice. */
+	load("[smtp]\nlisten = 127.0.0.1:2587\n", &l);
+	assert_err(&l, 2, "[smtp] listen: '127.0.0.1:2587' is also in "
+	    "submission_listen");
+	assert_int_equal(count_lines(l.err), 1);
+	load("[smtp]\nsmtps_listen = [::1]:2525\n", &l);
+	assert_err(&l, 2, "[smtp] smtps_listen: '[::1]:2525' is also in "
+	    "listen");
+	load("[smtp]\nsubmission_listen = 127.0.0.1:25\n"
+	    "smtps_listen = 127.0.0.1:25\nlisten = 127.0.0.1:25\n", &l);
+	assert_err(&l, 2, "[smtp] submission_listen: '127.0.0.1:25' is also "
+	    "in listen");
+	assert_err(&l, 3, "[smtp] smtps_listen: '127.0.0.1:25' is also in "
+	    "listen");
+	assert_int_equal(count_lines(l.err), 2);	/* one per key */
+	/* A bad list is not blamed twice. */
+	load("[smtp]\nlisten = 127.0.0.1:2587 x\n", &l);
+	assert_err(&l, 2, "'x': expected ADDR:PORT");
+	assert_int_equal(count_lines(l.err), 1);
+	/* Moving a default out of the way is fine. */
+	load("[smtp]\nlisten = 127.0.0.1:2587\n"
+	    "submission_listen = 127.0.0.1:587\n", &l);
+	if (l.rc != 0)
+		fail_msg("%s", l.err);
+	unload(&l);
+}
+
+/* [tls] sni = NAME=CERT:KEY, ... */
+static void
+test_sni(void **state)
+{
+	static const struct {
+		const char	*value;
+		const char	*err;	/* NULL: loads */
+	} bad[] = {
+		{ "a.example", "'a.example': expected NAME=CERTFILE:KEYFILE" },
+		{ "a.example=c.pem", "expected NAME=CERTFILE:KEYFILE" },
+		{ "a.example=:k.pem", "expected NAME=CERTFILE:KEYFILE" },
+		{ "a.example=c.pem:", "expected NAME=CERTFILE:KEYFILE" },
+		{ "=c.pem:k.pem",
+		  "'=c.pem:k.pem': not a host name or *.domain" },
+		{ "*=c:k", "not a host name" },
+		{ "*.=c:k", "not a host name" },
+		{ "a.*.example=c:k", "not a host name" },
+		{ "**.example=c:k", "not a host name" },
+		{ "bad_name.example=c:k", "not a host name" },
+		{ "a.example=c:k A.Example=d:e", "'A.Example=d:e': name listed "
+		  "twice" },
+	};
+	char	 text[4096];
+	struct loaded l;
+	const struct config_sni *s;
+
+	(void)state;
+	load("[tls]\nsni = Mail.Example.ORG=/etc/c.pem:/etc/k.pem,"
+	    "*.example.net=c2:k2\n  b.example=/a:b/c.pem:k3\n", &l);
+	if (l.rc != 0)
+		fail_msg("%s", l.err);
+	assert_int_equal(l.cfg->tls_sni_len, 3);
+	s = l.cfg->tls_sni;
+	assert_string_equal(s[0].name, "mail.example.org");
+	assert_string_equal(s[0].cert_file, "/etc/c.pem");
+	assert_string_equal(s[0].key_file, "/etc/k.pem");
+	assert_string_equal(s[1].name, "*.example.net");
+	assert_string_equal(s[1].cert_file, "c2");
+	assert_string_equal(s[1].key_file, "k2");
+	/* the last ':' splits: a certificate path may hold one */
+	assert_string_equal(s[2].cert_file, "/a:b/c.pem");
+	assert_string_equal(s[2].key_file, "k3");
+	unload(&l);
+
+	load("[tls]\nsni =\n", &l);
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg->tls_sni_len, 0);
+	unload(&l);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[tls]\nsni = %s\n", bad[i].value);
+		load(text, &l);
+		assert_err_key(&l, 2, "[tls] sni: ", bad[i].err);
+		assert_int_equal(count_lines(l.err), 1);
+	}
+
+	/* CONFIG_SNI_MAX names fit, one more does not. */
+	snprintf(text, sizeof(text), "[tls]\nsni =\n");
+	for (int i = 0; i < CONFIG_SNI_MAX; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "  n%d.example=c%d.pem:k%d.pem\n", i, i, i);
+	load(text, &l);
+	if (l.rc != 0)
+		fail_msg("%s", l.err);
+	assert_int_equal(l.cfg->tls_sni_len, CONFIG_SNI_MAX);
+	assert_string_equal(l.cfg->tls_sni[CONFIG_SNI_MAX - 1].key_file,
+	    "k15.pem");
+	unload(&l);
+	snprintf(text + strlen(text), sizeof(text) - strlen(text),
+	    "  more.example=c.pem:k.pem\n");
+	load(text, &l);
+	assert_err(&l, 3 + CONFIG_SNI_MAX, "[tls] sni: more than 16 items");
+	assert_int_equal(count_lines(l.err), 1);
+}
+
+/* [tls] cert_file and key_file: both or neither. */
+static void
+test_tls_pair(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load("[tls]\ncert_file = /etc/petrel/c.pem\n"
+	    "key_file = /etc/petrel/k.pem\n", &l);
+	if (l.rc != 0)
+		fail_msg("%s", l.err);
+	assert_string_equal(l.cfg->tls_cert_file, "/etc/petrel/c.pem");
+	assert_string_equal(l.cfg->tls_key_file, "/etc/petrel/k.pem");
+	unload(&l);
+
+	load("[tls]\ncert_file =\nkey_file =\n", &l);
+	assert_int_equal(l.rc, 0);
+	assert_null(l.cfg->tls_cert_file);
+	assert_null(l.cfg->tls_key_file);
+	unload(&l);
+
+	load("[tls]\ndir = x\ncert_file = c.pem\n", &l);
+	assert_err(&l, 3, "[tls] cert_file: set key_file as well");
+	assert_int_equal(count_lines(l.err), 1);
+	load("[tls]\nkey_file = k.pem\n", &l);
+	assert_err(&l, 2, "[tls] key_file: set cert_file as well");
+	assert_int_equal(count_lines(l.err), 1);
+	load("[tls]\ncert_file = c.pem\nkey_file =\n", &l);
+	assert_err(&l, 2, "[tls] cert_file: set key_file as well");
+	/* a key set twice is reported once, not as a missing pair too */
+	load("[tls]\nkey_file = k.pem\ncert_file = c.pem\n"
+	    "cert_file = d.pem\n", &l);
+	assert_err(&l, 4, "[tls] cert_file: duplicate key");
+	assert_int_equal(count_lines(l.err), 1);
+}
+
 static void
 test_unknown(void **state)
 {
@@ -1091,6 +1362,9 @@ main(void)
 		cmocka_unit_test(test_nets_parse),
 		cmocka_unit_test(test_trusted),
 		cmocka_unit_test(test_domains),
+		cmocka_unit_test(test_listen_more),
+		cmocka_unit_test(test_sni),
+		cmocka_unit_test(test_tls_pair),
 		cmocka_unit_test(test_unknown),
 		cmocka_unit_test(test_duplicate),
 		cmocka_unit_test(test_syntax),

@@ -10,7 +10,7 @@ DEPS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
 	libc-ares-dev libinih-dev libcmocka-dev libcrypt-dev python3-pytest \
 	swaks clang libclang-rt-14-dev
 
-.PHONY: all deps build run test unit integration clean
+.PHONY: all deps build run test unit integration clean bench
 
 all: build
 
@@ -43,6 +43,10 @@ integration: build
 	PETREL_BIN=$(CURDIR)/$(BUILD)/src/petrel $(PYTEST) -q tests/integration
 
 test: unit integration
+
+# petrel against Postfix and OpenSMTPD; writes bench/RESULTS.md (bench/README.md)
+bench: build
+	bench/run.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

@@ -315,7 +315,8 @@ spool_scan(struct spool *sp, void (*cb)(const char *, void *), void *arg)
 		}
 	}
 	closedir(d);
-	qsort(ids, n, sizeof(*ids), cmp_str);	/* ids sort by arrival */
+	if (n > 1)
+		qsort(ids, n, sizeof(*ids), cmp_str);	/* ids sort by arrival */
 	for (size_t i = 0; i < n; i++) {
 		cb(ids[i], arg);
 		free(ids[i]);

@@ -113,6 +113,7 @@ struct smtp_session {
 	struct sasl		*sasl;		/* owned or NULL */
 	enum sasl_mech		 sasl_mech;
 	struct event		*delay_ev;	/* owned or NULL */
+	struct event		*close_ev;	/* owned or NULL */
 	char			*helo;		/* owned or NULL */
 	bool			 esmtp;
 	bool			 discarding;	/* skipping an overlong line */
@@ -238,18 +239,31 @@ txn_reset(struct smtp_session *s)
 	}
 }
 
+static void
+close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_free(arg);
+}
+
 /*
- * After the last reply: stop reading, flush, then free. Callers queue a
- * reply first, so the free happens later in the write callback.
+ * After the last reply: stop reading, flush, then free. Never frees s
+ * before returning: callers may still look at it.
  */
 static void
 session_close(struct smtp_session *s)
 {
+	struct timeval now = { 0, 0 };
+
 	bufferevent_disable(s->bev, EV_READ);
 	session_enter(s, SMTP_STATE_QUIT);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_free(s);
-	/* else the write callback frees it once the reply is out */
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) != 0)
+		return;		/* the write callback frees it */
+	/* already flushed (e.g. an in-memory pair): free from the loop */
+	if (s->close_ev == NULL)
+		s->close_ev = evtimer_new(s->srv->base, close_cb, s);
+	evtimer_add(s->close_ev, &now);
 }
 
 static void
@@ -297,6 +311,8 @@ session_free(struct smtp_session *s)
 	bufferevent_free(s->bev);
 	if (s->delay_ev != NULL)
 		event_free(s->delay_ev);
+	if (s->close_ev != NULL)
+		event_free(s->close_ev);
 	if (s->sasl != NULL)
 		sasl_free(s->sasl);
 	free(s->auth_user);
@@ -1707,28 +1723,93 @@ refuse(int fd, const char *text)
 	close(fd);
 }
 
+/* Peer address as text and port. */
+static void
+peer_name(const struct sockaddr *sa, char *addr, size_t cap, unsigned *port)
+{
+	snprintf(addr, cap, "unknown");
+	*port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)cap);
+		*port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)cap);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+/* Count a session for its client address. */
+static void
+client_count_add(struct smtp_server *srv, const char *addr)
+{
+	struct client_count **pp = client_slot(srv, addr);
+
+	if (*pp == NULL) {
+		*pp = xcalloc(1, sizeof(**pp));
+		snprintf((*pp)->addr, sizeof((*pp)->addr), "%s", addr);
+	}
+	(*pp)->count++;
+}
+
+/* A new session on bev (owned from now on), already counted. */
+static void
+session_start(struct smtp_server *srv, struct bufferevent *bev,
+    const struct sockaddr *sa, enum smtp_port_kind kind)
+{
+	const struct config *cfg = srv->cfg;
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+
+	s->srv = srv;
+	s->bev = bev;
+	s->id = ++srv->next_id;
+	peer_name(sa, s->addr, sizeof(s->addr), &s->port);
+	s->family = sa->sa_family;
+	if (sa->sa_family == AF_INET)
+		memcpy(s->rawaddr, &((const struct sockaddr_in *)(const void *)
+		    sa)->sin_addr, 4);
+	else if (sa->sa_family == AF_INET6)
+		memcpy(s->rawaddr, &((const struct sockaddr_in6 *)(const void *)
+		    sa)->sin6_addr, 16);
+	s->kind = kind;
+	envelope_init(&s->env);
+	s->next = srv->sessions;
+	if (srv->sessions != NULL)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+	    session_event_cb, s);
+	/* input: bounded; every line is taken as soon as it is complete */
+	bufferevent_setwatermark(s->bev, EV_READ, 0,
+	    cfg->max_line_length + SMTP_CHUNK);
+	session_enter(s, kind == SMTP_PORT_SMTPS ? SMTP_STATE_TLS :
+	    SMTP_STATE_INIT);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_info("- smtp connect client=[%s]:%u port=%s sess=%" PRIx64, s->addr,
+	    s->port, kind == SMTP_PORT_MX ? "mx" :
+	    kind == SMTP_PORT_SUBMISSION ? "submission" : "smtps", s->id);
+	if (kind != SMTP_PORT_SMTPS)
+		reply(s, 220, NULL, "%s ESMTP petrel", cfg->hostname);
+	/* implicit TLS: the greeting follows the handshake (tls_ready) */
+}
+
 void
 smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
     socklen_t salen, enum smtp_port_kind kind)
 {
 	const struct config *cfg = srv->cfg;
-	struct smtp_session *s;
 	struct client_count **pp;
-	char	 addr[INET6_ADDRSTRLEN] = "unknown", buf[512];
-	unsigned port = 0;
+	struct bufferevent *bev;
+	char	 addr[INET6_ADDRSTRLEN], buf[512];
+	unsigned port;
 
 	(void)salen;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr));
-		port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
-		port = ntohs(in6->sin6_port);
-	}
+	peer_name(sa, addr, sizeof(addr), &port);
 	if (srv->nsessions >= (unsigned)cfg->max_sessions) {
 		snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: too many "
 		    "connections, try again later\r\n", cfg->hostname);
@@ -1747,65 +1828,38 @@ smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
 		refuse(fd, buf);
 		return;
 	}
-	if (*pp == NULL) {
-		*pp = xcalloc(1, sizeof(**pp));
-		snprintf((*pp)->addr, sizeof((*pp)->addr), "%s", addr);
-	}
-	(*pp)->count++;
-
-	s = xcalloc(1, sizeof(*s));
-	s->srv = srv;
-	s->id = ++srv->next_id;
-	snprintf(s->addr, sizeof(s->addr), "%s", addr);
-	s->port = port;
-	s->family = sa->sa_family;
-	if (sa->sa_family == AF_INET)
-		memcpy(s->rawaddr, &((const struct sockaddr_in *)(const void *)
-		    sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		memcpy(s->rawaddr, &((const struct sockaddr_in6 *)(const void *)
-		    sa)->sin6_addr, 16);
-	s->kind = kind;
-	envelope_init(&s->env);
 	if (kind == SMTP_PORT_SMTPS) {
 		SSL	*ssl = srv->tls != NULL ? tls_ssl_new(srv->tls) : NULL;
 
-		s->bev = ssl == NULL ? NULL : bufferevent_openssl_socket_new(
+		bev = ssl == NULL ? NULL : bufferevent_openssl_socket_new(
 		    srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 		    BEV_OPT_CLOSE_ON_FREE);
-		if (s->bev != NULL)
-			bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+		if (bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 		else if (ssl != NULL)
 			SSL_free(ssl);
 	} else
-		s->bev = bufferevent_socket_new(srv->base, fd,
+		bev = bufferevent_socket_new(srv->base, fd,
 		    BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
+	if (bev == NULL) {
 		close(fd);
-		free(s);
-		(*pp)->count--;
 		return;
 	}
-	s->next = srv->sessions;
-	if (srv->sessions != NULL)
-		srv->sessions->prev = s;
-	srv->sessions = s;
-	srv->nsessions++;
+	client_count_add(srv, addr);
+	session_start(srv, bev, sa, kind);
+}
 
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
-	    session_event_cb, s);
-	/* input: bounded; every line is taken as soon as it is complete */
-	bufferevent_setwatermark(s->bev, EV_READ, 0,
-	    cfg->max_line_length + SMTP_CHUNK);
-	session_enter(s, kind == SMTP_PORT_SMTPS ? SMTP_STATE_TLS :
-	    SMTP_STATE_INIT);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info("- smtp connect client=[%s]:%u port=%s sess=%" PRIx64, addr,
-	    port, kind == SMTP_PORT_MX ? "mx" : kind == SMTP_PORT_SUBMISSION ?
-	    "submission" : "smtps", s->id);
-	if (kind != SMTP_PORT_SMTPS)
-		reply(s, 220, NULL, "%s ESMTP petrel", cfg->hostname);
-	/* implicit TLS: the greeting follows the handshake (tls_ready) */
+void
+smtp_server_attach(struct smtp_server *srv, struct bufferevent *bev,
+    const struct sockaddr *sa, enum smtp_port_kind kind)
+{
+	char	 addr[INET6_ADDRSTRLEN];
+	unsigned port;
+
+	assert(kind != SMTP_PORT_SMTPS);
+	peer_name(sa, addr, sizeof(addr), &port);
+	client_count_add(srv, addr);
+	session_start(srv, bev, sa, kind);
 }
 
 void

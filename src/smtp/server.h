@@ -45,6 +45,15 @@ void		 smtp_server_set_tls(struct smtp_server *srv,
 void		 smtp_server_accept(struct smtp_server *srv, int fd,
 		    const struct sockaddr *sa, socklen_t salen,
 		    enum smtp_port_kind kind);
+/*
+ * Run a session on an already connected bufferevent (one end of a
+ * bufferevent_pair: the session fuzz harness). Takes ownership of bev.
+ * No session limits; not for implicit TLS.
+ */
+struct bufferevent;
+void		 smtp_server_attach(struct smtp_server *srv,
+		    struct bufferevent *bev, const struct sockaddr *sa,
+		    enum smtp_port_kind kind);
 unsigned	 smtp_server_sessions(const struct smtp_server *srv);
 /* Close every session (no reply); sessions waiting for a commit go when
    their job comes back (run the worker pool down after this). */

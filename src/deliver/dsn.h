@@ -27,12 +27,14 @@
  * - Original-Envelope-Id and Original-Recipient carry the ENVID and ORCPT
  *   xtext-decoded (RFC 3461 6.3 a, d); a value that decodes to controls or
  *   (without SMTPUTF8) 8-bit bytes, or does not decode, is kept as sent.
- * - Remote diagnostics are untrusted: CR, LF and controls become spaces,
- *   8-bit bytes '?', runs of spaces collapse, and at most DSN_DIAG_MAX bytes
- *   are kept. Generated lines never exceed 998 bytes; all end in CRLF.
- * - The boundary is made unique: while a line of some part starts with "--"
- *   and the candidate, one character is appended (the caller's boundary is
- *   first cut to 62 bytes so the result fits in 70).
+ * - Remote diagnostics are untrusted: CR, LF and controls become spaces
+ *   (a multiline reply is joined, its repeated codes dropped), 8-bit bytes
+ *   '?', runs of spaces collapse, at most DSN_DIAG_MAX bytes are kept, and
+ *   Diagnostic-Code is one unfolded line ("smtp; " if it reads like a reply,
+ *   else "X-Petrel; "). No line exceeds 998 bytes; every line ends in CRLF.
+ * - The boundary is made unique (RFC 2046 5.1.1): while a line of some part
+ *   starts with "--" and the candidate, a character is appended (a caller's
+ *   boundary over 62 bytes is first cut to 62, so the result fits in 70).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -100,7 +102,9 @@ struct dsn_out {
  */
 void	dsn_report_init(struct dsn_report *r, const struct envelope *e);
 /*
- * Build the report for r into out (caller runs dsn_out_fini()). Returns 0,
+ * Build the report for r into out (caller runs dsn_out_fini()): From
+ * "Mail Delivery System <MAILER-DAEMON@host>", To <from>, Subject by kind,
+ * Date (UTC), Message-ID <qid.kind.now@host>, Auto-Submitted. Returns 0,
  * or -1 if r is unusable: no recipient, null or empty sender, host or qid
  * malformed, boundary invalid (out is then zeroed).
  */

@@ -83,7 +83,9 @@ line_head(const char *s, size_t n, bool complete, int *code, bool *last)
 			return SMTP_RESP_PARSE_SYNTAX;
 	if (n >= 3)
 		*code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-	if (n >= 4 && s[3] != '-' && s[3] != ' ')
+	/* A partial "250\r" may still become "250\r\n". */
+	if (n >= 4 && s[3] != '-' && s[3] != ' ' &&
+	    (complete || s[3] != '\r'))
 		return SMTP_RESP_PARSE_SYNTAX;
 	if (!complete)
 		return SMTP_RESP_PARSE_OK;
@@ -173,7 +175,8 @@ smtp_resp_parse(const char *buf, size_t len, size_t max_lines,
 			if (rc == SMTP_RESP_PARSE_OK && out->nlines > 0 &&
 			    avail >= 3 && code != out->code)
 				rc = SMTP_RESP_PARSE_MIXED;
-			else if (rc == SMTP_RESP_PARSE_OK && len > max_bytes)
+			/* The line end is still to come: one byte at least. */
+			else if (rc == SMTP_RESP_PARSE_OK && len >= max_bytes)
 				rc = SMTP_RESP_PARSE_LONG;
 			else if (rc == SMTP_RESP_PARSE_OK)
 				rc = SMTP_RESP_PARSE_MORE;
@@ -239,14 +242,17 @@ smtp_resp_text(const struct smtp_resp *r, char *out, size_t cap)
 {
 	const char	*t;
 	size_t		 pos = 0, total = 0, tlen, n;
+	bool		 first = true;
 
 	if (cap > 0)
 		out[0] = '\0';
 	while (smtp_resp_line_next(r, &pos, &t, &tlen)) {
-		if (total > 0 && total + 1 < cap)
-			out[total] = ' ';
-		if (total > 0)
+		if (!first) {
+			if (total + 1 < cap)
+				out[total] = ' ';
 			total++;
+		}
+		first = false;
 		if (total < cap) {
 			n = cap - 1 - total < tlen ? cap - 1 - total : tlen;
 			memcpy(out + total, t, n);
@@ -346,6 +352,8 @@ smtp_client_caps_line(const char *s, size_t len,
 {
 	size_t	 i = 0, kw, k;
 
+	if (len == 0)
+		return;		/* s may be NULL */
 	while (i < len && is_space(s[i]))
 		i++;
 	for (kw = i; kw < len && !is_space(s[kw]) && s[kw] != '='; kw++)

@@ -113,7 +113,8 @@ struct smtp_session {
 	struct sasl		*sasl;		/* owned or NULL */
 	enum sasl_mech		 sasl_mech;
 	struct event		*delay_ev;	/* owned or NULL */
-	struct event		*close_ev;	/* owned or NULL */
+	struct event		*close_ev;	/* owned: deferred close */
+	int			 linger;	/* close_ev ticks so far */
 	char			*helo;		/* owned or NULL */
 	bool			 esmtp;
 	bool			 discarding;	/* skipping an overlong line */
@@ -239,12 +240,33 @@ txn_reset(struct smtp_session *s)
 	}
 }
 
+#define SMTP_LINGER_TICKS	500	/* x 10 ms: wait for TLS output */
+
+/*
+ * Free once every byte is out. Under STARTTLS the TLS filter hands its
+ * records to the socket bufferevent below it, which may still hold them:
+ * freeing now would drop the last reply (e.g. 221), so poll until it drains.
+ */
+static void
+session_linger(struct smtp_session *s)
+{
+	struct bufferevent *u = bufferevent_get_underlying(s->bev);
+	struct timeval tick = { 0, 10000 };
+
+	if (u == NULL || evbuffer_get_length(bufferevent_get_output(u)) == 0 ||
+	    ++s->linger > SMTP_LINGER_TICKS) {
+		session_free(s);
+		return;
+	}
+	evtimer_add(s->close_ev, &tick);
+}
+
 static void
 close_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	session_free(arg);
+	session_linger(arg);
 }
 
 /*
@@ -261,8 +283,6 @@ session_close(struct smtp_session *s)
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) != 0)
 		return;		/* the write callback frees it */
 	/* already flushed (e.g. an in-memory pair): free from the loop */
-	if (s->close_ev == NULL)
-		s->close_ev = evtimer_new(s->srv->base, close_cb, s);
 	evtimer_add(s->close_ev, &now);
 }
 
@@ -289,8 +309,8 @@ session_free(struct smtp_session *s)
 			break;
 		o += (size_t)n;
 	}
-	log_info("- smtp disconnect client=[%s]:%u %s errors=%d sess=%" PRIx64,
-	    s->addr, s->port, counts, s->errors, s->id);
+	log_info("- smtp disconnect client=[%s]:%u %s%serrors=%d sess=%" PRIx64,
+	    s->addr, s->port, counts, counts[0] ? " " : "", s->errors, s->id);
 
 	struct client_count **pp = client_slot(srv, s->addr);
 	if (*pp != NULL && --(*pp)->count == 0) {
@@ -1079,6 +1099,7 @@ static void
 cmd_auth(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	const char *sp, *out = NULL;
+	enum sasl_status st;
 	size_t	 mlen;
 	unsigned char cb[32];
 	bool	 have_cb;
@@ -1131,10 +1152,11 @@ cmd_auth(struct smtp_session *s, const struct smtp_cmd *c)
 	if (sp != NULL) {
 		size_t	 off = (size_t)(sp - c->arg) + 1;
 
-		auth_status(s, sasl_step(s->sasl, c->arg + off,
-		    c->arg_len - off, true, &out), out);
+		st = sasl_step(s->sasl, c->arg + off, c->arg_len - off, true,
+		    &out);
 	} else
-		auth_status(s, sasl_step(s->sasl, "", 0, true, &out), out);
+		st = sasl_step(s->sasl, "", 0, true, &out);
+	auth_status(s, st, out);	/* after the step has set out */
 }
 
 /* One SASL response line from the client. */
@@ -1143,7 +1165,9 @@ auth_line(struct smtp_session *s, const char *line, size_t len)
 {
 	const char *out = NULL;
 
-	auth_status(s, sasl_step(s->sasl, line, len, false, &out), out);
+	enum sasl_status st = sasl_step(s->sasl, line, len, false, &out);
+
+	auth_status(s, st, out);
 }
 
 /* ---- the command table ------------------------------------------- */
@@ -1600,7 +1624,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 
 	if (s->state == SMTP_STATE_QUIT &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		session_free(s);
+		session_linger(s);
 		return;
 	}
 	if (s->out_blocked) {
@@ -1631,8 +1655,12 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		log_info("- smtp timeout state=%s client=[%s] sess=%" PRIx64,
 		    state_name(s->state), s->addr, s->id);
-		if (s->state == SMTP_STATE_COMMIT)
-			return;		/* the commit callback answers */
+		if (s->busy)
+			return;		/* the job's callback answers */
+		if (s->state == SMTP_STATE_TLS) {
+			session_free(s);	/* no channel to reply on */
+			return;
+		}
 		reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 		    s->srv->cfg->hostname);
 		bufferevent_enable(s->bev, EV_WRITE);
@@ -1766,6 +1794,7 @@ session_start(struct smtp_server *srv, struct bufferevent *bev,
 	s->srv = srv;
 	s->bev = bev;
 	s->id = ++srv->next_id;
+	s->close_ev = evtimer_new(srv->base, close_cb, s);
 	peer_name(sa, s->addr, sizeof(s->addr), &s->port);
 	s->family = sa->sa_family;
 	if (sa->sa_family == AF_INET)

@@ -2,8 +2,8 @@
 certificates) and SMTP AUTH (RFC 4954: PLAIN, LOGIN, SCRAM-SHA-256 and
 -PLUS with tls-exporter, RFC 5802/7677/9266), rate limiting, relay and
 submission rules (RFC 6409), with real certificates made by openssl."""
-import base64
 import email.utils
+import hashlib
 import os
 import re
 import shutil
@@ -254,12 +254,11 @@ def test_self_signed_certificate_by_default(tls_petrel, conns):
     assert AUTH_LINE_13 in lines
     peer = r.sock.getpeercert(binary_form=True)
     assert peer == der(crt)
-    import hashlib
     fp = ":".join(f"{b:02X}" for b in hashlib.sha256(peer).digest())
     assert m.group(1) == fp
 
 
-# ---- CVE-2011-0411: no plaintext injection into TLS --------------------------
+# ---- CVE-2011-0411: no plaintext injection into TLS ------------------------
 
 def test_starttls_pipelined_command_is_dropped(tls_petrel, pki, conns):
     p = tls_petrel(passwords=False)

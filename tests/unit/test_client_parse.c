@@ -131,6 +131,8 @@ static const struct resp_case {
 	{ IN("250 a\rb\r\n"), 0, 0, SYNTAX, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250 a\rb"), 0, 0, SYNTAX, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250 a\r\r\n"), 0, 0, SYNTAX, 0, 0, NULL, 0, NULL, NULL },
+	{ IN("250\rx"), 0, 0, SYNTAX, 0, 0, NULL, 0, NULL, NULL },
+	{ IN("250\r\r\n"), 0, 0, SYNTAX, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250 a\0b\r\n"), 0, 0, SYNTAX, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250 a\0"), 0, 0, SYNTAX, 0, 0, NULL, 0, NULL, NULL },
 	/* Incomplete. */
@@ -139,6 +141,7 @@ static const struct resp_case {
 	{ IN("250"), 0, 0, MORE, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250 ok"), 0, 0, MORE, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250 ok\r"), 0, 0, MORE, 0, 0, NULL, 0, NULL, NULL },
+	{ IN("250\r"), 0, 0, MORE, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250-a\r\n"), 0, 0, MORE, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250-a\r\n250-b\r\n"), 0, 0, MORE, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250-a\r\n250"), 0, 0, MORE, 0, 0, NULL, 0, NULL, NULL },
@@ -151,7 +154,8 @@ static const struct resp_case {
 	{ IN("250 ok\r\n"), 0, 8, OK, 8, 250, "", 1, "ok", "ok" },
 	{ IN("250 ok\r\n"), 0, 7, LONG, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250 okxx"), 0, 7, LONG, 0, 0, NULL, 0, NULL, NULL },
-	{ IN("250 okx"), 0, 7, MORE, 0, 0, NULL, 0, NULL, NULL },
+	{ IN("250 okx"), 0, 7, LONG, 0, 0, NULL, 0, NULL, NULL },
+	{ IN("250 ok"), 0, 7, MORE, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250-a\r\n250 b\r\n"), 0, 14, OK, 14, 250, "", 2, "a", "a b" },
 	{ IN("250-a\r\n250 b\r\n"), 0, 13, LONG, 0, 0, NULL, 0, NULL, NULL },
 	{ IN("250-a\r\n"), 0, 7, LONG, 0, 0, NULL, 0, NULL, NULL },
@@ -399,7 +403,8 @@ static const struct ehlo_case {
 	{ "gmail after STARTTLS",
 	  "250-smtp.gmail.com at your service, [192.0.2.7]\r\n"
 	  "250-SIZE 35882577\r\n250-8BITMIME\r\n"
-	  "250-AUTH LOGIN PLAIN XOAUTH2 PLAIN-CLIENTTOKEN OAUTHBEARER XOAUTH\r\n"
+	  "250-AUTH LOGIN PLAIN XOAUTH2 PLAIN-CLIENTTOKEN OAUTHBEARER"
+	  " XOAUTH\r\n"
 	  "250-ENHANCEDSTATUSCODES\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
 	  "250 SMTPUTF8\r\n", 0,
 	  { .size = true, .size_max = 35882577, .pipelining = true,

@@ -79,6 +79,37 @@ def wait_port(port, proc_alive, timeout=20.0):
     raise BenchError(f"no 220 greeting on port {port} after {timeout:.0f}s")
 
 
+def start_time(pid):
+    """Start time of pid in ticks since boot (None if gone): with the pid,
+    it names one process, so a recycled pid is never mistaken for it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    return int(s[s.rindex(")") + 2:].split()[19])
+
+
+def identities(pids):
+    return [(p, t) for p in pids if (t := start_time(p)) is not None]
+
+
+def kill_gone(ids, timeout):
+    """Wait up to timeout for the processes ids [(pid, start time)] to
+    exit, then SIGKILL those still running (only if still the same)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(start_time(p) != t for p, t in ids):
+            return
+        time.sleep(0.05)
+    for p, t in ids:
+        if start_time(p) == t:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -256,6 +287,23 @@ class Server:
 
     def config_text(self):
         return ""
+
+    def limit_lines(self, n=2):
+        """The first n distinct log lines that mention a limit."""
+        out = []
+        try:
+            with open(self.logfile, errors="replace") as f:
+                for line in f:
+                    if "limit" in line.lower():
+                        line = re.sub(r"^\S+ \S+ \S+ \S+ ", "",
+                                      line.strip())[:160]
+                        if line not in out:
+                            out.append(line)
+                        if len(out) >= n:
+                            break
+        except (OSError, AttributeError):
+            pass
+        return out
 
     def log_tail(self, n=20):
         try:
@@ -467,15 +515,12 @@ smtpd_client_recipient_rate_limit = 0
     def stop(self):
         if not self.master_pid:
             return
+        tree = identities(proc_tree(self.roots()))
         try:
             self._postfix("stop")
         except subprocess.TimeoutExpired:
             pass
-        deadline = time.monotonic() + 30
-        while pid_alive(self.master_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(self.master_pid):
-            self._kill_tree()
+        kill_gone(tree, 30)
         self.master_pid = None
 
     def _rmtree(self):
@@ -613,6 +658,7 @@ match from any for domain "{DOMAIN}" action "local"
     def stop(self):
         if self.proc is None:
             return
+        tree = identities(proc_tree(self.roots()))
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -620,7 +666,8 @@ match from any for domain "{DOMAIN}" action "local"
             except subprocess.TimeoutExpired:
                 self._kill_tree()
                 self.proc.wait(5)
-        # its children exit when the parent does; wait a little for them
+        # its children exit when the parent does: wait for them too
+        kill_gone(tree, 10)
         self.proc = None
         self.log_fh.close()
 
@@ -651,11 +698,11 @@ def smtp_source_argv(port, w, messages, sessions):
 def run_load(srv, w, messages, sessions, timeout, strace_out=None):
     """Start srv fresh, send the workload, wait for every delivery.
     Returns a dict of figures; raises BenchError."""
-    key, _, _, rcpts, _ = w
+    rcpts = w[3]
     srv.setup(sessions)
-    srv.start()
     tracer = None
     try:
+        srv.start()
         time.sleep(0.5)
         roots = srv.roots()
         if strace_out:
@@ -766,15 +813,15 @@ def run_idle(srv, sessions, timeout):
     """Memory per idle session: tree RSS/PSS before and while holding
     `sessions` greeted connections."""
     srv.setup(sessions)
-    srv.start()
     client = None
     try:
+        srv.start()
         time.sleep(1.0)
         roots = srv.roots()
         rss0, pss0 = tree_mem(roots)
         argv = ["/usr/bin/python3", str(BENCH / "idle.py"), "--port",
                 str(srv.port), "--count", str(sessions), "--open-timeout",
-                str(timeout), "--hold", str(timeout + 120)]
+                str(timeout), "--stall", "30", "--hold", str(timeout + 120)]
         client = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         line = read_line(client, timeout + 30)
@@ -793,13 +840,14 @@ def run_idle(srv, sessions, timeout):
         client = None
         m2 = re.match(r"CLOSED still_open=(\d+)", tail)
         n = max(greeted, 1)
+        notes = srv.limit_lines() if greeted < sessions else []
         return {
             "sessions": sessions, "greeted": greeted, "refused": refused,
             "failed": failed, "open_s": float(m.group(4)),
             "still_open": int(m2.group(1)) if m2 else None,
             "rss0": rss0, "rss1": rss1, "pss0": pss0, "pss1": pss1,
             "rss_per": (rss1 - rss0) / n, "pss_per": (pss1 - pss0) / n,
-            "nproc": nproc, "argv": argv,
+            "nproc": nproc, "argv": argv, "notes": notes,
         }
     finally:
         if client is not None:
@@ -864,6 +912,7 @@ def machine_info(workdir):
         "mem": f"{mem / 2**30:.1f} GiB", "kernel": platform.release(),
         "df": df[-1] if df else "?",
         "load": Path("/proc/loadavg").read_text().split()[:3],
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
     }
 
 
@@ -997,6 +1046,14 @@ def report(res):
               f"{mib(r['rss0'])} → {mib(r['rss1'])} | "
               f"{mib(r['pss0'])} → {mib(r['pss1'])} | "
               f"{fmt(r['pss_per'])} | {fmt(r['rss_per'])} |")
+    notes = [(sess, n, line) for sess in res["idle_sizes"] for n in names
+             for line in res["idle"].get((sess, n), {}).get("notes", [])]
+    if notes:
+        a("\nWhere not every session was greeted, the server's log said:\n")
+        for sess, n, line in notes:
+            a(f"- {n}, {sess} sessions: `{line}`")
+    a(f"\nDescriptor limit (RLIMIT_NOFILE) for servers and client: "
+      f"{res['machine']['nofile']}.")
     a("")
 
     a("## Commit ceiling of this disk\n")
@@ -1166,7 +1223,7 @@ def main():
                     continue
                 log(f"idle {sess}: {s.name}")
                 record(res["idle"], key,
-                       lambda: run_idle(s, sess, max(60, sess // 50)))
+                       lambda: run_idle(s, sess, idle_timeout(sess)))
         log("commit ceiling")
         threads = [int(x) for x in a.ceiling_threads.split(",") if x]
         try:
@@ -1193,9 +1250,10 @@ def main():
                 f"{a.sync_messages} messages)\nstrace -f -c -o FILE -e trace="
                 + ",".join(SYNC_CALLS) + " -p PID [-p PID ...]")
     for sess in res["idle_sizes"]:
+        t = idle_timeout(sess)
         cmds.append(f"# idle sessions\n/usr/bin/python3 bench/idle.py "
-                    f"--port PORT --count {sess} --open-timeout "
-                    f"{max(60, sess // 50)} --hold {max(60, sess // 50) + 120}")
+                    f"--port PORT --count {sess} --open-timeout {t} "
+                    f"--stall 30 --hold {t + 120}")
     res["commands"] = cmds + res["commands"]
     res["load_end"] = Path("/proc/loadavg").read_text().split()[:3]
     text = report(res)
@@ -1209,6 +1267,11 @@ def main():
     return 1 if petrel_failed else 0
 
 
+def idle_timeout(sessions):
+    """Seconds allowed for opening `sessions` idle sessions."""
+    return max(60, sessions // 50)
+
+
 def guard_idle(res, name, sess):
     """Skip an idle run that would take too much of this shared machine:
     estimate from the smallest run of the same server."""
@@ -1218,7 +1281,7 @@ def guard_idle(res, name, sess):
     prev = res["idle"][max(smaller)]
     if "error" in prev or prev.get("skipped"):
         return "the smaller run did not succeed"
-    need = max(prev["pss_per"], prev["rss_per"] / 4) * sess * 1.5
+    need = prev["pss_per"] * sess * 1.5
     avail = mem_available()
     if need > avail * 0.5:
         return (f"would need about {need / 2**30:.1f} GiB "

@@ -3,9 +3,10 @@
 and hold them open while the caller measures the server's memory.
 
 Prints one line "READY greeted=G refused=R failed=F seconds=S" once every
-session is greeted or has failed (or the open deadline passed), then waits
-for a line on stdin (or --hold seconds), closes everything and prints
-"CLOSED still_open=K" (sessions the server had not closed meanwhile).
+session is greeted or has failed (or the open deadline passed, or nothing
+progressed for --stall seconds: those still waiting count as failed),
+then waits for a line on stdin (or --hold seconds), closes everything and
+prints "CLOSED still_open=K" (sessions the server had not closed meanwhile).
 Only loopback addresses are accepted. Every loop is bounded in time.
 """
 import argparse
@@ -27,6 +28,8 @@ def parse_args():
     ap.add_argument("--window", type=int, default=64,
                     help="sessions opening at once (connect..greeting)")
     ap.add_argument("--open-timeout", type=float, default=120.0)
+    ap.add_argument("--stall", type=float, default=30.0,
+                    help="give up when nothing progressed for this long")
     ap.add_argument("--hold", type=float, default=300.0,
                     help="longest time to hold the sessions")
     args = ap.parse_args()
@@ -60,20 +63,24 @@ def main():
     deadline = t0 + a.open_timeout
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
 
-    def finish(fd, ok, code_ok=True):
+    def finish(fd, ok, bad_reply=False):
+        """Session fd is done: greeted (kept open) or not (closed)."""
         nonlocal refused, failed
         s = pending.pop(fd)[0]
         sel.unregister(s)
         if ok:
             greeted.append(s)
             return
-        if code_ok:
-            failed += 1
-        else:
+        if bad_reply:
             refused += 1
+        else:
+            failed += 1
         s.close()
 
-    while time.monotonic() < deadline:
+    progress = t0   # last time a session was started or finished
+    while time.monotonic() < deadline and \
+            time.monotonic() - progress < a.stall:
+        before = (started, len(greeted), refused, failed)
         while started < a.count and len(pending) < a.window:
             try:
                 s = socket.socket(family, socket.SOCK_STREAM)
@@ -112,11 +119,13 @@ def main():
                     finish(fd, True)
                     break
                 if line[:3] != b"220":
-                    finish(fd, False, code_ok=False)
+                    finish(fd, False, bad_reply=True)
                     break
             else:
                 if len(buf) > 4096:
                     finish(fd, False)
+        if (started, len(greeted), refused, failed) != before:
+            progress = time.monotonic()
     failed += len(pending) + (a.count - started)
     for s, _ in list(pending.values()):
         s.close()

@@ -61,11 +61,13 @@ struct dsn_rcpt {
 	const char	*orcpt;		/* borrowed or NULL: ORCPT as sent,
 					   "addr-type;xtext" */
 	enum dsn_action	 action;
-	const char	*status;	/* borrowed or NULL: "5.1.1"; NULL or
-					   malformed = x.0.0 by action */
-	const char	*remote_mta;	/* borrowed or NULL: host that answered */
-	const char	*diag;		/* borrowed or NULL: reply text, untrusted,
-					   e.g. "550 5.1.1 no such user" */
+	const char	*status;	/* borrowed or NULL: "5.1.1"; if NULL,
+					   malformed or of a class that does
+					   not fit action: x.0.0 */
+	const char	*remote_mta;	/* borrowed or NULL: host that
+					   answered */
+	const char	*diag;		/* borrowed or NULL: reply text,
+					   untrusted, "550 5.1.1 no such" */
 	int64_t		 last_attempt;	/* seconds since the epoch; 0 = omit */
 	int64_t		 retry_until;	/* seconds; 0 = omit; delayed only */
 };
@@ -75,12 +77,12 @@ struct dsn_report {
 	const char	*host;		/* borrowed: our name: Reporting-MTA,
 					   MAILER-DAEMON@host, Message-ID */
 	const char	*from;		/* borrowed: original sender = To: */
-	const char	*envid;		/* borrowed or NULL: ENVID xtext as sent */
+	const char	*envid;		/* borrowed or NULL: ENVID, xtext */
 	int		 ret;		/* enum smtp_ret */
 	bool		 smtputf8;	/* original envelope had SMTPUTF8 */
 	int64_t		 arrival;	/* seconds: Arrival-Date */
 	int64_t		 now;		/* seconds: Date and Message-ID */
-	const char	*boundary;	/* borrowed: random, 1-70 bcharsnospace */
+	const char	*boundary;	/* borrowed: random, 1-70 bchars */
 	const struct dsn_rcpt *rcpt;	/* borrowed array of nrcpt */
 	size_t		 nrcpt;
 	const char	*msg;		/* borrowed: original message, CRLF */
@@ -89,11 +91,11 @@ struct dsn_report {
 };
 
 struct dsn_out {
-	char		*text;		/* owned: the report, CRLF lines, NUL-
-					   terminated; free with dsn_out_fini() */
+	char		*text;		/* owned: the report, CRLF lines,
+					   NUL-terminated; dsn_out_fini() */
 	size_t		 len;		/* bytes of text */
-	bool		 eightbit;	/* has bytes >= 0x80: send BODY=8BITMIME */
-	bool		 smtputf8;	/* To: is non-ASCII: send with SMTPUTF8 */
+	bool		 eightbit;	/* bytes >= 0x80: BODY=8BITMIME */
+	bool		 smtputf8;	/* To: not ASCII: send SMTPUTF8 */
 };
 
 /*
@@ -104,9 +106,11 @@ void	dsn_report_init(struct dsn_report *r, const struct envelope *e);
 /*
  * Build the report for r into out (caller runs dsn_out_fini()): From
  * "Mail Delivery System <MAILER-DAEMON@host>", To <from>, Subject by kind,
- * Date (UTC), Message-ID <qid.kind.now@host>, Auto-Submitted. Returns 0,
- * or -1 if r is unusable: no recipient, null or empty sender, host or qid
- * malformed, boundary invalid (out is then zeroed).
+ * Date (UTC), Message-ID <qid.kind.now@host> (kind: failure, delay,
+ * success; now keeps repeated notices distinct), Auto-Submitted. Returns
+ * 0, or -1 if r is unusable: no recipient, null or empty sender, host not
+ * letters/digits/'-'/'.', qid not 1-32 letters/digits, boundary invalid
+ * (out is then zeroed).
  */
 int	dsn_format(const struct dsn_report *r, struct dsn_out *out);
 /* Free what out owns and zero it. */

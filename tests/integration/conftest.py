@@ -14,10 +14,22 @@ BIN = os.environ.get("PETREL_BIN", str(ROOT / "build" / "src" / "petrel"))
 SANITIZED = os.environ.get("PETREL_SANITIZED") == "1"
 
 
+def free_ports(n):
+    """n distinct free loopback ports (all bound at once, so no repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 class Petrel:
@@ -25,9 +37,7 @@ class Petrel:
 
     def __init__(self, base: Path, extra=None, users=(), aliases=""):
         self.base = base
-        self.port = free_port()
-        self.sub_port = free_port()
-        self.smtps_port = free_port()
+        self.port, self.sub_port, self.smtps_port = free_ports(3)
         self.spool = base / "spool"
         self.mail = base / "mail"
         self.conf = base / "petrel.conf"

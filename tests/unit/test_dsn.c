@@ -335,8 +335,10 @@ test_failure_cap(void **state)
 		const char *type;	/* NULL: no third part */
 		size_t	 len;		/* bytes of msg_plain returned */
 	} cases[] = {
-		{ sizeof(msg_plain) - 1, "message/rfc822", sizeof(msg_plain) - 1 },
-		{ sizeof(msg_plain) - 2, "text/rfc822-headers", MSG_PLAIN_HDRS },
+		{ sizeof(msg_plain) - 1, "message/rfc822",
+		  sizeof(msg_plain) - 1 },
+		{ sizeof(msg_plain) - 2, "text/rfc822-headers",
+		  MSG_PLAIN_HDRS },
 		{ MSG_PLAIN_HDRS, "text/rfc822-headers", MSG_PLAIN_HDRS },
 		/* headers cut to whole lines: drop "Message-ID: ..." */
 		{ MSG_PLAIN_HDRS - 1, "text/rfc822-headers", 85 },
@@ -997,7 +999,7 @@ test_needed(void **state)
 	const unsigned D = SMTP_NOTIFY_DELAY, N = SMTP_NOTIFY_NEVER;
 	const struct {
 		unsigned notify;
-		bool	 want[5];	/* failed delayed delivered relayed exp. */
+		bool	 want[5];	/* in the order of actions[] */
 	} cases[] = {
 		{ 0,		{ true,  true,  false, false, false } },
 		{ N,		{ false, false, false, false, false } },

@@ -119,6 +119,33 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY_AS("auth", "failure_window", auth_failure_window,
 	    CONFIG_T_DURATION, 1, CONFIG_DAY, "5m"),
 	CONFIG_KEY("auth", sender_map_file, CONFIG_T_PATH_OPT, 0, 0, ""),
+	CONFIG_KEY("delivery", dns_servers, CONFIG_T_PATH_OPT, 0, 0, ""),
+	CONFIG_KEY("delivery", dns_timeout, CONFIG_T_DURATION, 1, 60, "5s"),
+	CONFIG_KEY("delivery", remote_port, CONFIG_T_INT, 1, 65535, "25"),
+	CONFIG_KEY("delivery", smarthost, CONFIG_T_PATH_OPT, 0, 0, ""),
+	CONFIG_KEY("delivery", smarthost_user, CONFIG_T_PATH_OPT, 0, 0, ""),
+	CONFIG_KEY("delivery", smarthost_password, CONFIG_T_PATH_OPT,
+	    0, 0, ""),
+	CONFIG_KEY("delivery", outbound_tls, CONFIG_T_STRING, 0, 0,
+	    "opportunistic"),
+	CONFIG_KEY("delivery", lmtp_routes, CONFIG_T_PATH_OPT, 0, 0, ""),
+	CONFIG_KEY("delivery", max_mx_hosts, CONFIG_T_INT, 1, 32, "5"),
+	CONFIG_KEY("delivery", max_addresses, CONFIG_T_INT, 1, 64, "10"),
+	CONFIG_KEY("delivery", connect_timeout, CONFIG_T_DURATION,
+	    1, 600, "30s"),
+	/* RFC 5321 4.5.3.2 */
+	CONFIG_KEY("delivery", client_command_timeout, CONFIG_T_DURATION,
+	    1, CONFIG_DAY, "5m"),
+	CONFIG_KEY("delivery", client_data_timeout, CONFIG_T_DURATION,
+	    1, CONFIG_DAY, "10m"),
+	CONFIG_KEY("delivery", destination_concurrency, CONFIG_T_INT,
+	    1, 1000, "20"),
+	CONFIG_KEY("delivery", delay_warning, CONFIG_T_DURATION,
+	    0, 30 * CONFIG_DAY, "4h"),
+	CONFIG_KEY("delivery", double_bounce, CONFIG_T_STRING, 0, 0,
+	    "postmaster"),
+	CONFIG_KEY("delivery", bounce_return_max, CONFIG_T_SIZE,
+	    0, UINT64_C(1) << 30, "1M"),
 	CONFIG_KEY("queue", retry_initial, CONFIG_T_DURATION,
 	    1, 30 * CONFIG_DAY, "5m"),
 	CONFIG_KEY("queue", retry_max, CONFIG_T_DURATION,
@@ -1051,6 +1078,34 @@ config_check_listen(struct config_ctx *ctx)
 }
 
 /* Rules between keys, checked once the whole file is read. */
+/* Word-valued keys of [delivery]. */
+static void
+config_check_delivery(struct config_ctx *ctx)
+{
+	const struct config *c = ctx->cfg;
+	int	 tls = config_key_find("delivery", "outbound_tls");
+	int	 db = config_key_find("delivery", "double_bounce");
+	int	 user = config_key_find("delivery", "smarthost_user");
+
+	if (!ctx->key_bad[tls] && strcmp(c->outbound_tls, "none") != 0 &&
+	    strcmp(c->outbound_tls, "opportunistic") != 0 &&
+	    strcmp(c->outbound_tls, "required") != 0)
+		config_error(ctx, ctx->key_line[tls], &config_keys[tls],
+		    "'%s': use none, opportunistic or required",
+		    c->outbound_tls);
+	if (!ctx->key_bad[db] && strcmp(c->double_bounce, "postmaster") != 0 &&
+	    strcmp(c->double_bounce, "drop") != 0)
+		config_error(ctx, ctx->key_line[db], &config_keys[db],
+		    "'%s': use postmaster or drop", c->double_bounce);
+	if ((c->smarthost_user == NULL) != (c->smarthost_password == NULL) &&
+	    !ctx->key_bad[user])
+		config_error(ctx, ctx->key_line[user], &config_keys[user],
+		    "smarthost_user and smarthost_password go together");
+	if (c->smarthost_user != NULL && c->smarthost == NULL)
+		config_error(ctx, ctx->key_line[user], &config_keys[user],
+		    "set smarthost as well");
+}
+
 static void
 config_check(struct config_ctx *ctx)
 {
@@ -1092,6 +1147,7 @@ config_check(struct config_ctx *ctx)
 			    &config_keys[key], "set cert_file as well");
 	}
 	config_check_listen(ctx);
+	config_check_delivery(ctx);
 }
 
 static char *
@@ -1181,6 +1237,16 @@ config_free(struct config *c)
 	free(c->tls_client_ca_file);
 	free(c->tls_ciphers);
 	free(c->sender_map_file);
+	free(c->dns_servers);
+	free(c->smarthost);
+	free(c->smarthost_user);
+	if (c->smarthost_password != NULL)
+		explicit_bzero(c->smarthost_password,
+		    strlen(c->smarthost_password));
+	free(c->smarthost_password);
+	free(c->outbound_tls);
+	free(c->lmtp_routes);
+	free(c->double_bounce);
 	free(c);
 }
 

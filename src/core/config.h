@@ -88,6 +88,30 @@ struct config {
 					   own address and aliases that point
 					   to it */
 
+	/* [delivery]: outbound (issue 5) */
+	char	*dns_servers;		/* owned or NULL: "ADDR:PORT,..." ;
+					   NULL = /etc/resolv.conf */
+	int	 dns_timeout;		/* seconds per try; default 5 */
+	int	 remote_port;		/* SMTP port of MX hosts; default 25 */
+	char	*smarthost;		/* owned or NULL: "host[:port]" */
+	char	*smarthost_user;	/* owned or NULL: AUTH to it */
+	char	*smarthost_password;	/* owned or NULL */
+	char	*outbound_tls;		/* owned: none, opportunistic (default)
+					   or required */
+	char	*lmtp_routes;		/* owned or NULL: "dest=host:port" or
+					   "dest=unix:/path", dest a domain
+					   or user@domain, comma separated */
+	int	 max_mx_hosts;		/* MX hosts tried per attempt; 5 */
+	int	 max_addresses;		/* addresses tried per attempt; 10 */
+	int	 connect_timeout;	/* seconds; default 30 */
+	int	 client_command_timeout; /* seconds; default 300 */
+	int	 client_data_timeout;	/* seconds; default 600 */
+	int	 destination_concurrency; /* per destination; default 20 */
+	int	 delay_warning;		/* seconds; 0 = never; default 4h */
+	char	*double_bounce;		/* owned: "postmaster" or "drop" */
+	uint64_t bounce_return_max;	/* original bytes returned in a bounce;
+					   default 1M */
+
 	/* [queue] */
 	int	 retry_initial;		/* seconds; default 300 */
 	int	 retry_max;		/* seconds; default 4000 */

@@ -619,6 +619,7 @@ static const char *const journal_names[] = {
 	[JOURNAL_DEFERRED] = "deferred",
 	[JOURNAL_SENT] = "sent",
 	[JOURNAL_BOUNCED] = "bounced",
+	[JOURNAL_DELAYED] = "delayed",
 };
 
 int
@@ -702,6 +703,30 @@ journal_replay(const char *buf, size_t len, size_t nrcpt, bool *final)
 			continue;
 		if (idx < nrcpt && !final[idx]) {
 			final[idx] = true;
+			count++;
+		}
+	}
+	return count;
+}
+
+size_t
+journal_replay_delayed(const char *buf, size_t len, size_t nrcpt,
+    bool *delayed)
+{
+	const char *nl;
+	size_t	 off, n, idx, count = 0;
+
+	for (size_t i = 0; i < nrcpt; i++)
+		delayed[i] = false;
+	for (off = 0; off < len && (nl = memchr(buf + off, '\n',
+	    len - off)) != NULL; off += n + 1) {
+		n = (size_t)(nl - (buf + off));
+		if (memchr(buf + off, '\0', n) != NULL)
+			continue;
+		if (journal_parse_line(buf + off, n, &idx) != JOURNAL_DELAYED)
+			continue;
+		if (idx < nrcpt && !delayed[idx]) {
+			delayed[idx] = true;
 			count++;
 		}
 	}

@@ -26,8 +26,8 @@
  * followed by the message (CRLF lines, dot-unstuffed).
  *
  * Journal: append-only lines "<rcpt index> <status> <dsn> <text>" where
- * status is "sent", "bounced" (final) or "deferred"; a torn last line is
- * ignored.
+ * status is "sent", "bounced" (final), "deferred" or "delayed" (a delay
+ * notice went out); a torn last line is ignored.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -85,7 +85,9 @@ char	*envelope_format(const struct envelope *e, size_t *len);
 int	envelope_parse(const char *buf, size_t len, size_t max_rcpt,
 	    struct envelope *e, size_t *body_off);
 
-enum journal_status { JOURNAL_DEFERRED = 0, JOURNAL_SENT, JOURNAL_BOUNCED };
+/* DELAYED is not final: it records that a delay notice was sent. */
+enum journal_status { JOURNAL_DEFERRED = 0, JOURNAL_SENT, JOURNAL_BOUNCED,
+	JOURNAL_DELAYED };
 
 /*
  * One journal line for recipient idx into out; text is escaped. Returns
@@ -99,5 +101,9 @@ int	journal_format(char *out, size_t cap, size_t idx,
  * the number of recipients that are final.
  */
 size_t	journal_replay(const char *buf, size_t len, size_t nrcpt, bool *final);
+/* delayed[i] = true for every recipient with a "delayed" line; returns
+   how many. */
+size_t	journal_replay_delayed(const char *buf, size_t len, size_t nrcpt,
+	    bool *delayed);
 
 #endif

@@ -24,7 +24,8 @@ struct spool {
 	char		*tmp_dir;	/* owned: <dir>/tmp */
 	char		*queue_dir;	/* owned: <dir>/queue */
 	struct workq	*wq;		/* borrowed */
-	struct qid_gen	 gen;		/* loop thread only */
+	struct qid_gen	 gen;		/* guarded by gen_mtx */
+	pthread_mutex_t	 gen_mtx;	/* workers queue bounces too */
 
 	/*
 	 * Group commit of queue/: a committer bumps renamed, then waits until
@@ -76,6 +77,7 @@ spool_open(const char *dir, struct workq *wq)
 	sp->queue_dir = xasprintf("%s/queue", dir);
 	sp->wq = wq;
 	pthread_mutex_init(&sp->mtx, NULL);
+	pthread_mutex_init(&sp->gen_mtx, NULL);
 	pthread_cond_init(&sp->cond, NULL);
 	if (mkdir_p(sp->tmp_dir, 0700) == -1 ||
 	    mkdir_p(sp->queue_dir, 0700) == -1 ||
@@ -95,6 +97,7 @@ spool_close(struct spool *sp)
 	if (sp == NULL)
 		return;
 	pthread_mutex_destroy(&sp->mtx);
+	pthread_mutex_destroy(&sp->gen_mtx);
 	pthread_cond_destroy(&sp->cond);
 	free(sp->dir);
 	free(sp->tmp_dir);
@@ -131,7 +134,9 @@ spool_msg_new(struct spool *sp)
 	m->sp = sp;
 	m->fd = -1;
 	for (int tries = 0; tries < 16; tries++) {
+		pthread_mutex_lock(&sp->gen_mtx);
 		qid_next(&sp->gen, now_usec(), m->id);
+		pthread_mutex_unlock(&sp->gen_mtx);
 		free(m->tmp_path);
 		free(m->queue_path);
 		m->tmp_path = xasprintf("%s/%s", sp->tmp_dir, m->id);
@@ -230,6 +235,15 @@ commit_work(void *arg)
 	}
 	m->committed = true;
 	j->err = group_sync(m->sp);
+}
+
+int
+spool_msg_commit_sync(struct spool_msg *m)
+{
+	struct commit_job j = { .m = m };
+
+	commit_work(&j);
+	return j.err;
 }
 
 static void

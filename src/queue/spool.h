@@ -38,7 +38,7 @@ void		 spool_close(struct spool *sp);
 const char	*spool_queue_dir(const struct spool *sp);	/* borrowed */
 
 /* Create tmp/<new id>. Returns the message (free with spool_msg_free()),
-   or NULL with errno set. */
+   or NULL with errno set. Any thread. */
 struct spool_msg *spool_msg_new(struct spool *sp);
 /*
  * Append bytes. Page-cache writes only; the sync happens at commit. A
@@ -54,6 +54,8 @@ int		 spool_msg_write(struct spool_msg *m, const void *buf,
 void		 spool_msg_commit(struct spool_msg *m,
 		    void (*cb)(struct spool_msg *, int err, void *arg),
 		    void *arg);
+/* The same commit, blocking, for a worker thread: 0 or an errno. */
+int		 spool_msg_commit_sync(struct spool_msg *m);
 /* Close and remove an uncommitted message and free it. NULL is a no-op. */
 void		 spool_msg_free(struct spool_msg *m);
 

@@ -125,6 +125,7 @@ struct smtp_session {
 	bool			 fixup;		/* add Date/Message-ID if absent */
 	bool			 hdr_done;	/* header section passed */
 	struct evbuffer		*hdrbuf;	/* owned or NULL: held headers */
+	int			 spool_err;	/* errno of the last spool failure */
 };
 
 /* Shared between the session files; loop thread only. */

@@ -17,6 +17,24 @@
 #include "queue/spool.h"
 
 /* Open the spool file and write the envelope and Received header. */
+/* The reply for a spool that cannot take the message: RFC 3463 X.3.1 when
+   the disk is full, so clients retry later rather than give up. */
+static const char *
+storage_reply(int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		return "452 4.3.1 Error: insufficient system storage";
+	return "451 4.3.0 Error: queue file write error";
+}
+
+static void
+reply_storage(struct smtp_session *s, int err)
+{
+	const char *r = storage_reply(err);
+
+	smtp_sess_reply(s, atoi(r), NULL, "%s", r + 4);
+}
+
 static int
 txn_open(struct smtp_session *s)
 {
@@ -40,6 +58,7 @@ txn_open(struct smtp_session *s)
 	if (s->tls)
 		snprintf(tlsc, sizeof(tlsc), "\r\n\t(using %s)", s->tls_info);
 	if ((s->msg = spool_msg_new(s->srv->spool)) == NULL) {
+		s->spool_err = errno;
 		log_err("- spool create failed: %s sess=%" PRIx64,
 		    strerror(errno), s->id);
 		return -1;
@@ -59,6 +78,7 @@ txn_open(struct smtp_session *s)
 		    s->id);
 		spool_msg_free(s->msg);
 		s->msg = NULL;
+		s->spool_err = EINVAL;
 		return -1;
 	}
 	rfc5322_date((int64_t)(s->env.arrival_usec / 1000000u), date,
@@ -83,6 +103,7 @@ txn_open(struct smtp_session *s)
 	if (rc == -1) {
 		log_err("%s spool write failed: %s sess=%" PRIx64, s->env.id,
 		    strerror(s->msg->error), s->id);
+		s->spool_err = s->msg->error;
 		spool_msg_free(s->msg);
 		s->msg = NULL;
 		return rc;
@@ -114,7 +135,7 @@ smtp_sess_cmd_data(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	if (txn_open(s) == -1) {
-		smtp_sess_reply(s, 451, "4.3.0", "Error: queue file write error");
+		reply_storage(s, s->spool_err);
 		return;
 	}
 	smtp_body_init(&s->body, SMTP_BODY_DATA);
@@ -183,8 +204,7 @@ smtp_sess_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	if (!s->bdat_txn) {
 		if (txn_open(s) == -1) {
-			bdat_drop(s, size,
-			    "451 4.3.0 Error: queue file write error");
+			bdat_drop(s, size, storage_reply(s->spool_err));
 			smtp_sess_txn_reset(s);
 			smtp_sess_enter(s, SMTP_STATE_BDAT);
 			return;
@@ -218,7 +238,7 @@ commit_done(struct spool_msg *m, int err, void *arg)
 	if (err != 0) {
 		log_err("%s spool commit failed: %s sess=%" PRIx64, s->env.id,
 		    strerror(err), s->id);
-		smtp_sess_reply(s, 451, "4.3.0", "Error: queue file write error");
+		reply_storage(s, err);
 	} else {
 		str_escape(s->env.from, strlen(s->env.from), from,
 		    sizeof(from));
@@ -262,7 +282,7 @@ smtp_sess_message_end(struct smtp_session *s)
 		log_info("%s smtp rejected: bare CR or LF sess=%" PRIx64, id,
 		    s->id);
 	} else if (s->msg->error != 0) {
-		smtp_sess_reply(s, 451, "4.3.0", "Error: queue file write error");
+		reply_storage(s, s->msg->error);
 		log_err("%s spool write failed: %s sess=%" PRIx64, id,
 		    strerror(s->msg->error), s->id);
 	} else {

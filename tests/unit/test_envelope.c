@@ -631,7 +631,7 @@ static const struct {
 	{ 1, JOURNAL_SENT, NULL, NULL, "1 sent  \n" },
 	{ 3, JOURNAL_SENT, "2.0.0", "gr\xc3\xbc\xc3\x9f",
 	  "3 sent 2.0.0 gr\xc3\xbc\xc3\x9f\n" },
-	{ 0, (enum journal_status)3, "2.0.0", "x", NULL },
+	{ 0, (enum journal_status)7, "2.0.0", "x", NULL },
 };
 
 static void

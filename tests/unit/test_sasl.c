@@ -625,7 +625,8 @@ scram_exchange(struct sasl *s, struct scram_run *r,
 	client_keys(r->password, salt, (size_t)slen, iter, &k);
 	cblen = strlen(r->gs2);
 	memcpy(cbind, r->gs2, cblen);
-	memcpy(cbind + cblen, r->cb, r->cb_len);
+	if (r->cb_len > 0)	/* r->cb may be NULL: memcpy wants a pointer */
+		memcpy(cbind + cblen, r->cb, r->cb_len);
 	cblen += r->cb_len;
 	SNPRINTF(wp, "c=%s,r=%s", b64(cbind, cblen), nonce);
 	SNPRINTF(authmsg, "%s,%s,%s", bare, r->server_first,

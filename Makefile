@@ -8,7 +8,7 @@ PYTEST := /usr/bin/python3 -m pytest
 # Debian packages the build and the tests need.
 DEPS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
 	libc-ares-dev libinih-dev libcmocka-dev libcrypt-dev python3-pytest python3-openssl \
-	swaks clang libclang-rt-14-dev
+	swaks clang libclang-rt-14-dev dnsmasq
 
 .PHONY: all deps build run test unit integration clean bench
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "deliver/remote.h"
+
 #include "net/tls.h"
 
 const char *
@@ -82,6 +84,13 @@ cli_check(int argc, char **argv)
 	if (tls_check(cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
 		goto out;
+	}
+	if (remote_lmtp_check(cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", path, err);
+		table_free(users);
+		table_free(aliases);
+		config_free(cfg);
+		return 1;
 	}
 	printf("%s: ok\n", path);
 	rc = 0;

@@ -16,6 +16,7 @@
 #include "core/util.h"
 #include "core/workq.h"
 #include "deliver/local.h"
+#include "deliver/remote.h"
 #include "net/listen.h"
 #include "net/tls.h"
 #include "queue/scheduler.h"
@@ -102,6 +103,7 @@ cli_serve(int argc, char **argv)
 	struct serve_port ports[SERVE_LISTEN_MAX];
 	size_t		 nports = 0;
 	struct smtp_deps deps;
+	struct remote	*remote = NULL;
 	char		 fp[128];
 	struct event	*sigs[3];
 	const int	 signums[3] = { SIGTERM, SIGINT, SIGHUP };
@@ -154,6 +156,9 @@ cli_serve(int argc, char **argv)
 	ldb.users = users;
 	ldb.aliases = aliases;
 	ctx.sched = sched_new(ctx.base, cfg, sp, wq, &ldb);
+	if (remote_new(ctx.base, cfg, &remote, err, sizeof(err)) == -1)
+		log_fatal("- serve cannot start outbound delivery: %s", err);
+	sched_set_remote(ctx.sched, remote);
 	deps = (struct smtp_deps){ .base = ctx.base, .cfg = cfg, .spool = sp,
 	    .sched = ctx.sched, .ldb = &ldb, .wq = wq,
 	    .sender_map = sender_map };
@@ -216,6 +221,7 @@ cli_serve(int argc, char **argv)
 		listener_free(ports[i].ln);
 	sched_stop(ctx.sched);
 	smtp_server_stop(ctx.srv);
+	remote_free(remote);	/* running attempts end as deferrals */
 	workq_free(wq);
 	smtp_server_free(ctx.srv);
 	sched_free(ctx.sched);

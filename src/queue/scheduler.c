@@ -1,10 +1,16 @@
 /*
- * scheduler.c: when to deliver. New and recovered messages are run at
- * once, up to max_deliveries at a time on the worker pool; a message with
- * deferred recipients waits for its backoff on a timer. Nothing scans the
- * spool after startup: every message the scheduler knows is in memory.
- * The delivery job routes each recipient and hands it to the agent; the
- * agent never decides policy.
+ * scheduler.c: when and where to deliver. New and recovered messages run
+ * at once, up to max_deliveries passes at a time; a message with deferred
+ * recipients waits for its backoff on a timer. Nothing scans the spool
+ * after startup: every message the scheduler knows is in memory.
+ *
+ * A pass over a message: (1) on a worker, read the envelope and journal,
+ * deliver local recipients to their Maildirs and route the others; (2) on
+ * the loop, hand each destination (MX domain, smarthost, LMTP store) to
+ * remote.c, at most destination_concurrency at a time per destination;
+ * (3) on a worker, decide each recipient's state, queue bounces and delay
+ * notices (RFC 3461) as new messages, journal, and remove the message when
+ * every recipient is final. Delivery agents report; only this decides.
  */
 #include "queue/scheduler.h"
 
@@ -14,15 +20,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "deliver/dsn.h"
 #include "deliver/maildir.h"
+#include "deliver/remote.h"
 #include "queue/envelope.h"
+#include "smtp/parse.h"
 
 #define SCHED_ENVELOPE_MAX	(16u * 1024 * 1024)	/* bytes */
 #define SCHED_RCPT_MAX		100000
+#define SCHED_DEST_BUCKETS	256
+#define SCHED_TEXT_MAX		512
 
 struct qmsg {
 	char		 id[QID_LEN + 1];
@@ -33,30 +45,87 @@ struct qmsg {
 	struct sched	*s;		/* borrowed */
 };
 
+struct group;
+
+/* A destination and the passes waiting for a free slot to it. */
+struct dest {
+	char		 key[320];	/* "mx:example.org", "lmtp:..." */
+	int		 active;
+	struct group	*wait_head, *wait_tail;
+	struct dest	*next;
+};
+
 struct sched {
 	struct event_base	*base;	/* borrowed */
 	const struct config	*cfg;	/* borrowed */
 	struct spool		*sp;	/* borrowed */
 	struct workq		*wq;	/* borrowed */
 	const struct local_db	*ldb;	/* borrowed */
+	struct remote		*remote;	/* owned or NULL */
 	struct qmsg		*ready_head, *ready_tail;
 	struct qmsg		*all;	/* owned: every message it knows */
+	struct dest		*dests[SCHED_DEST_BUCKETS];	/* owned */
 	unsigned		 running;
 	size_t			 count;
 	bool			 stopping;
 };
 
-enum dlv_outcome { DLV_DONE, DLV_DEFERRED, DLV_ERROR };
+/* What one pass decided for one recipient of the envelope. */
+struct rcpt_out {
+	bool		 todo;		/* not final before this pass */
+	bool		 any_ok, any_temp, any_perm;
+	bool		 remote_ok;	/* accepted by another server */
+	bool		 handed_over;	/* ... which sends the notices */
+	char		 dsn[16];	/* status of the deciding result */
+	char		 text[SCHED_TEXT_MAX];
+	char		 relay[400];
+};
 
-/* A delivery pass over one message; runs on a worker. Copies, no
-   pointers into loop state except the immutable config and tables. */
-struct dlv_job {
-	struct qmsg		*q;	/* borrowed: loop thread only */
-	const struct config	*cfg;	/* borrowed, immutable */
-	const struct local_db	*ldb;	/* borrowed, immutable */
-	const struct spool	*sp;	/* borrowed */
+/* A recipient (or alias target) handed to a destination. */
+struct task {
+	size_t		 rcpt;		/* index into the envelope */
+	char		*addr;		/* owned */
+	enum remote_kind kind;
+	char		 dest[300];
+};
+
+/* One destination's share of a pass. */
+struct group {
+	struct pass		*p;		/* borrowed */
+	struct dest		*d;		/* borrowed */
+	struct remote_job	 job;
+	struct smtp_client_msg	 msg;
+	struct smtp_client_rcpt	*rc;		/* owned, n */
+	size_t			*task;		/* owned: task index per rc */
+	size_t			 n;
+	struct group		*wait_next;
+};
+
+enum pass_outcome { PASS_DONE, PASS_DEFERRED, PASS_ERROR };
+
+/* A delivery pass over one message. Workers and the loop take turns on
+   it; never both at once. */
+struct pass {
+	struct qmsg		*q;		/* borrowed: loop side only */
+	struct sched		*s;		/* borrowed */
+	const struct config	*cfg;		/* borrowed, immutable */
+	const struct local_db	*ldb;		/* borrowed, immutable */
+	struct spool		*sp;		/* borrowed */
 	char			 id[QID_LEN + 1];
-	enum dlv_outcome	 outcome;
+	struct envelope		 env;
+	int			 fd;		/* spool file, -1 if not open */
+	size_t			 body_off;
+	uint64_t		 size;
+	bool			*final;		/* owned, env.nrcpt */
+	bool			*delayed;	/* owned: delay notice sent */
+	struct rcpt_out		*out;		/* owned, env.nrcpt */
+	struct task		*tasks;		/* owned */
+	size_t			 ntasks;
+	struct group		*groups;	/* owned */
+	size_t			 ngroups, groups_left;
+	char			**dsn_ids;	/* owned: queued notices */
+	size_t			 ndsn;
+	enum pass_outcome	 outcome;
 };
 
 int
@@ -68,6 +137,8 @@ sched_backoff(int n, int initial, int max)
 		d *= 2;
 	return d > max ? max : (int)d;
 }
+
+/* ---- worker side: reading --------------------------------------- */
 
 /* Read the spool file's envelope. 0, or -1 with a reason in err. */
 static int
@@ -111,16 +182,18 @@ out:
 	return rc;
 }
 
-/* Final recipients from the journal, if there is one. */
+/* Final and delay-notified recipients from the journal, if any. */
 static void
 load_journal(const struct spool *sp, const char *id, size_t nrcpt,
-    bool *final)
+    bool *final, bool *delayed)
 {
 	char	 path[4096], *buf = NULL;
 	size_t	 len = 0, cap = 0;
 	int	 fd;
 	ssize_t	 n;
 
+	for (size_t i = 0; i < nrcpt; i++)
+		final[i] = delayed[i] = false;
 	spool_journal_path(sp, id, path, sizeof(path));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return;
@@ -135,51 +208,115 @@ load_journal(const struct spool *sp, const char *id, size_t nrcpt,
 	} while (n > 0 || (n == -1 && errno == EINTR));
 	close(fd);
 	journal_replay(buf, len, nrcpt, final);
+	journal_replay_delayed(buf, len, nrcpt, delayed);
 	free(buf);
 }
 
 static void
-log_result(const char *id, const char *to, const char *mailbox,
-    uint64_t arrival, const char *dsn, const char *status, const char *why)
+log_result(const char *id, const char *to, const char *orig,
+    const char *relay, uint64_t arrival, const char *dsn, const char *status,
+    const char *why)
 {
-	char	 esc_to[600], esc_why[600];
+	char	 esc_to[600], esc_orig[600], esc_why[1200];
 	double	 delay = (double)(now_usec() - arrival) / 1e6;
 
 	str_escape(to, strlen(to), esc_to, sizeof(esc_to));
 	str_escape(why, strlen(why), esc_why, sizeof(esc_why));
-	log_info("%s deliver to=<%s>%s%s%s relay=%s delay=%.2f dsn=%s "
-	    "status=%s (%s)", id, esc_to, mailbox ? " mailbox=<" : "",
-	    mailbox ? mailbox : "", mailbox ? ">" : "",
-	    mailbox ? "maildir" : "none", delay, dsn, status, esc_why);
+	if (orig != NULL && strcmp(orig, to) != 0) {
+		str_escape(orig, strlen(orig), esc_orig, sizeof(esc_orig));
+		log_info("%s deliver to=<%s> orig_to=<%s> relay=%s delay=%.2f "
+		    "dsn=%s status=%s (%s)", id, esc_to, esc_orig, relay, delay,
+		    dsn, status, esc_why);
+	} else
+		log_info("%s deliver to=<%s> relay=%s delay=%.2f dsn=%s "
+		    "status=%s (%s)", id, esc_to, relay, delay, dsn, status,
+		    esc_why);
 }
 
-/*
- * Deliver recipient i locally. Returns its journal status; appends the
- * mailboxes it reached to done so another recipient reaching the same
- * mailbox in this pass gets no second copy.
- */
-static enum journal_status
-deliver_rcpt(struct dlv_job *j, const struct envelope *e, size_t i, int fd,
-    size_t body_off, struct strlist *done, bool expired)
+/* Record one result for recipient i in this pass. */
+static void
+out_note(struct rcpt_out *o, enum smtp_client_result res, const char *dsn,
+    const char *text, const char *relay)
 {
+	bool	 take;
+
+	switch (res) {
+	case SMTP_CLIENT_OK:
+		take = !o->any_temp && !o->any_perm && !o->any_ok;
+		o->any_ok = true;
+		break;
+	case SMTP_CLIENT_PERM:
+		take = !o->any_temp && !o->any_perm;
+		o->any_perm = true;
+		break;
+	case SMTP_CLIENT_TEMP:
+	default:
+		take = !o->any_temp;	/* a deferral says why it waits */
+		o->any_temp = true;
+		break;
+	}
+	if (!take)
+		return;
+	snprintf(o->dsn, sizeof(o->dsn), "%s", dsn);
+	snprintf(o->text, sizeof(o->text), "%s", text);
+	snprintf(o->relay, sizeof(o->relay), "%s", relay);
+}
+
+static void
+add_task(struct pass *p, size_t rcpt, const char *addr, enum remote_kind kind,
+    const char *dest)
+{
+	struct task	*t;
+
+	p->tasks = xreallocarray(p->tasks, p->ntasks + 1, sizeof(*p->tasks));
+	t = &p->tasks[p->ntasks++];
+	t->rcpt = rcpt;
+	t->addr = xstrdup(addr);
+	t->kind = kind;
+	snprintf(t->dest, sizeof(t->dest), "%s", dest);
+}
+
+/* A non-local address goes to the smarthost or its domain's MX. */
+static void
+route_remote(struct pass *p, size_t rcpt, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	char	 domain[300];
+
+	if (p->cfg->smarthost != NULL) {
+		add_task(p, rcpt, addr, REMOTE_SMARTHOST, p->cfg->smarthost);
+		return;
+	}
+	snprintf(domain, sizeof(domain), "%s", at != NULL ? at + 1 : "");
+	str_lower(domain);
+	if (domain[0] == '[') {
+		/* an address literal: the host itself, no MX (RFC 5321 5.1) */
+		add_task(p, rcpt, addr, REMOTE_SMARTHOST, domain);
+		return;
+	}
+	add_task(p, rcpt, addr, REMOTE_MX, domain);
+}
+
+/* Local part of a pass for recipient i: Maildirs now, LMTP and remote
+   targets as tasks. */
+static void
+route_rcpt(struct pass *p, size_t i, struct strlist *done)
+{
+	const struct envelope *e = &p->env;
+	struct rcpt_out	*o = &p->out[i];
 	struct strlist	 mb = { 0 }, rem = { 0 };
 	const char	*to = e->rcpt[i].addr;
-	char		 path[4096], err[512];
-	enum journal_status st = JOURNAL_SENT;
+	char		 path[4096], err[512], lmtp[300];
 
-	switch (local_resolve(j->ldb, to, &mb, &rem)) {
+	switch (local_resolve(p->ldb, to, &mb, &rem)) {
 	case LOCAL_OK:
 		break;
 	case LOCAL_UNKNOWN:
-		/* TODO(#5): a bounce (DSN) to the sender */
-		log_result(j->id, to, NULL, e->arrival_usec, "5.1.1",
-		    "bounced", "user unknown");
-		st = JOURNAL_BOUNCED;
+		out_note(o, SMTP_CLIENT_PERM, "5.1.1", "user unknown", "local");
 		goto out;
 	case LOCAL_LOOP:
-		log_result(j->id, to, NULL, e->arrival_usec, "5.4.6",
-		    "bounced", "alias expansion loop");
-		st = JOURNAL_BOUNCED;
+		out_note(o, SMTP_CLIENT_PERM, "5.4.6", "alias expansion loop",
+		    "local");
 		goto out;
 	case LOCAL_NOT_LOCAL:
 	default:
@@ -187,121 +324,352 @@ deliver_rcpt(struct dlv_job *j, const struct envelope *e, size_t i, int fd,
 		break;
 	}
 	for (size_t k = 0; k < mb.len; k++) {
-		if (strlist_has(done, mb.v[k]))
-			continue;
-		if (local_maildir_path(j->cfg->mail_dir, mb.v[k], path,
-		    sizeof(path)) == -1) {
-			log_result(j->id, to, mb.v[k], e->arrival_usec, "5.1.3",
-			    "bounced", "mailbox name not usable as a path");
-			st = JOURNAL_BOUNCED;
+		if (remote_lmtp_route(p->cfg, mb.v[k], lmtp, sizeof(lmtp))
+		    != NULL) {
+			add_task(p, i, mb.v[k], REMOTE_LMTP, lmtp);
 			continue;
 		}
-		if (maildir_deliver(path, fd, (off_t)body_off, e->from, mb.v[k],
-		    j->cfg->hostname, err, sizeof(err)) == -1) {
-			log_result(j->id, to, mb.v[k], e->arrival_usec, "4.2.0",
-			    "deferred", err);
-			st = JOURNAL_DEFERRED;
+		if (strlist_has(done, mb.v[k])) {
+			out_note(o, SMTP_CLIENT_OK, "2.0.0", "delivered to "
+			    "maildir (same mailbox)", "maildir");
+			continue;
+		}
+		if (local_maildir_path(p->cfg->mail_dir, mb.v[k], path,
+		    sizeof(path)) == -1) {
+			log_result(p->id, mb.v[k], to, "maildir",
+			    e->arrival_usec, "5.1.3", "bounced",
+			    "mailbox name not usable as a path");
+			out_note(o, SMTP_CLIENT_PERM, "5.1.3", "mailbox name "
+			    "not usable as a path", "maildir");
+			continue;
+		}
+		if (maildir_deliver(path, p->fd, (off_t)p->body_off, e->from,
+		    mb.v[k], p->cfg->hostname, err, sizeof(err)) == -1) {
+			log_result(p->id, mb.v[k], to, "maildir",
+			    e->arrival_usec, "4.2.0", "deferred", err);
+			out_note(o, SMTP_CLIENT_TEMP, "4.2.0", err, "maildir");
 			continue;
 		}
 		strlist_add(done, mb.v[k]);
-		log_result(j->id, to, mb.v[k], e->arrival_usec, "2.0.0", "sent",
-		    "delivered to maildir");
+		log_result(p->id, mb.v[k], to, "maildir", e->arrival_usec,
+		    "2.0.0", "sent", "delivered to maildir");
+		out_note(o, SMTP_CLIENT_OK, "2.0.0", "delivered to maildir",
+		    "maildir");
 	}
-	for (size_t k = 0; k < rem.len; k++) {
-		/* TODO(#5): remote delivery; until then it waits queued */
-		log_result(j->id, rem.v[k], NULL, e->arrival_usec, "4.4.0",
-		    "deferred", "remote delivery not available yet");
-		if (st == JOURNAL_SENT)
-			st = JOURNAL_DEFERRED;
-	}
-	if (st == JOURNAL_DEFERRED && expired) {
-		/* TODO(#5): a bounce (DSN) to the sender */
-		log_result(j->id, to, NULL, e->arrival_usec, "4.4.7",
-		    "bounced", "queue lifetime exceeded");
-		st = JOURNAL_BOUNCED;
-	}
+	for (size_t k = 0; k < rem.len; k++)
+		route_remote(p, i, rem.v[k]);
 out:
 	strlist_free(&mb);
 	strlist_free(&rem);
-	return st;
 }
 
 static void
-dlv_work(void *arg)
+prepare_work(void *arg)
 {
-	struct dlv_job	*j = arg;
-	struct envelope	 e;
+	struct pass	*p = arg;
 	struct strlist	 done = { 0 };
-	char		 path[4096], err[256], line[1024];
-	char		*jbuf = NULL;
-	size_t		 body_off, jlen = 0, nfinal = 0;
-	bool		*final = NULL, expired;
-	int		 fd;
+	char		 path[4096], err[256];
+	struct stat	 st;
 
-	envelope_init(&e);
-	j->outcome = DLV_ERROR;
-	spool_path(j->sp, j->id, path, sizeof(path));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	p->outcome = PASS_ERROR;
+	spool_path(p->sp, p->id, path, sizeof(path));
+	if ((p->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT) {
-			j->outcome = DLV_DONE;	/* already gone */
+			p->outcome = PASS_DONE;		/* already gone */
 			return;
 		}
-		log_err("%s queue open failed: %s", j->id, strerror(errno));
+		log_err("%s queue open failed: %s", p->id, strerror(errno));
 		return;
 	}
-	if (load_envelope(fd, &e, &body_off, err, sizeof(err)) == -1) {
+	if (load_envelope(p->fd, &p->env, &p->body_off, err, sizeof(err))
+	    == -1) {
 		/* keep the file for the administrator; retry later */
-		log_err("%s queue cannot read message: %s", j->id, err);
+		log_err("%s queue cannot read message: %s", p->id, err);
+		return;
+	}
+	if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size > p->body_off)
+		p->size = (uint64_t)st.st_size - p->body_off;
+	p->final = xcalloc(p->env.nrcpt, sizeof(*p->final));
+	p->delayed = xcalloc(p->env.nrcpt, sizeof(*p->delayed));
+	p->out = xcalloc(p->env.nrcpt, sizeof(*p->out));
+	load_journal(p->sp, p->id, p->env.nrcpt, p->final, p->delayed);
+	for (size_t i = 0; i < p->env.nrcpt; i++) {
+		if (p->final[i])
+			continue;
+		p->out[i].todo = true;
+		route_rcpt(p, i, &done);
+	}
+	strlist_free(&done);
+	p->outcome = PASS_DEFERRED;	/* decided in finish_work */
+}
+
+/* ---- worker side: deciding -------------------------------------- */
+
+static void
+random_boundary(char *out, size_t cap)
+{
+	uint32_t a = arc4random(), b = arc4random();
+
+	snprintf(out, cap, "petrel=_%08" PRIx32 "%08" PRIx32, a, b);
+}
+
+/* Read the original message (after the envelope) for a report. */
+static char *
+read_message(struct pass *p, size_t max, size_t *len)
+{
+	size_t	 want = p->size < max ? (size_t)p->size : max;
+	char	*buf = xmalloc(want + 1);
+	size_t	 got = 0;
+
+	while (got < want) {
+		ssize_t n = pread(p->fd, buf + got, want - got,
+		    (off_t)(p->body_off + got));
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	*len = got;
+	return buf;
+}
+
+/*
+ * Queue one report to `to` (null sender). Runs on a worker; the new
+ * message is durable when this returns 0.
+ */
+static int
+queue_report(struct pass *p, const char *to, const struct dsn_rcpt *rc,
+    size_t n)
+{
+	const struct envelope *e = &p->env;
+	struct dsn_report r;
+	struct dsn_out	 out = { 0 };
+	struct envelope	 de;
+	struct spool_msg *m = NULL;
+	char		 boundary[64], *text = NULL, *msg = NULL;
+	size_t		 len, msglen = 0;
+	int		 rc_ = -1;
+
+	envelope_init(&de);
+	dsn_report_init(&r, e);
+	random_boundary(boundary, sizeof(boundary));
+	r.host = p->cfg->hostname;
+	r.from = to;
+	r.now = (int64_t)(now_usec() / 1000000u);
+	r.boundary = boundary;
+	r.rcpt = rc;
+	r.nrcpt = n;
+	/* headers for RET=HDRS still need the whole header section */
+	msg = read_message(p, (size_t)p->cfg->bounce_return_max + 256 * 1024,
+	    &msglen);
+	r.msg = msg;
+	r.msg_len = msglen;
+	r.return_max = (size_t)p->cfg->bounce_return_max;
+	if (dsn_format(&r, &out) == -1) {
+		log_err("%s dsn cannot build report to=<%s>", p->id, to);
 		goto out;
 	}
-	final = xcalloc(e.nrcpt, sizeof(*final));
-	load_journal(j->sp, j->id, e.nrcpt, final);
-	expired = now_usec() - e.arrival_usec >
-	    (uint64_t)j->cfg->max_lifetime * 1000000u;
+	if ((m = spool_msg_new(p->sp)) == NULL) {
+		log_err("%s dsn cannot queue report: %s", p->id,
+		    strerror(errno));
+		goto out;
+	}
+	memcpy(de.id, m->id, sizeof(de.id));
+	de.arrival_usec = now_usec();
+	envelope_set(&de.client_addr, "127.0.0.1");
+	de.client_port = 0;
+	envelope_set(&de.client_name, "localhost");
+	envelope_set(&de.proto, "LOCAL");
+	envelope_set(&de.from, "");
+	de.body = out.eightbit ? SMTP_BODYTYPE_8BITMIME : SMTP_BODYTYPE_NONE;
+	de.smtputf8 = out.smtputf8;
+	envelope_add_rcpt(&de, to, NULL, 0);
+	if ((text = envelope_format(&de, &len)) == NULL ||
+	    spool_msg_write(m, text, len) == -1 ||
+	    spool_msg_write(m, out.text, out.len) == -1 ||
+	    spool_msg_commit_sync(m) != 0) {
+		log_err("%s dsn cannot queue report: write failed", p->id);
+		goto out;
+	}
+	p->dsn_ids = xreallocarray(p->dsn_ids, p->ndsn + 1,
+	    sizeof(*p->dsn_ids));
+	p->dsn_ids[p->ndsn++] = xstrdup(m->id);
+	log_info("%s dsn queued as %s to=<%s> nrcpt=%zu", p->id, m->id, to, n);
+	rc_ = 0;
+out:
+	spool_msg_free(m);
+	envelope_fini(&de);
+	dsn_out_fini(&out);
+	free(text);
+	free(msg);
+	return rc_;
+}
 
-	for (size_t i = 0; i < e.nrcpt; i++) {
-		if (final[i]) {
+/*
+ * Reports for this pass: failures and delays in one report, successes in
+ * another (RFC 3461 4.1). A bounce of a bounce is never sent to the null
+ * sender; it goes to postmaster or nowhere ([delivery] double_bounce).
+ */
+static void
+queue_reports(struct pass *p, const enum journal_status *st,
+    bool *notify_delay)
+{
+	const struct envelope *e = &p->env;
+	struct dsn_rcpt	*fail = xcalloc(e->nrcpt, sizeof(*fail));
+	struct dsn_rcpt	*ok = xcalloc(e->nrcpt, sizeof(*ok));
+	size_t		 nfail = 0, nok = 0;
+	int64_t		 now = (int64_t)(now_usec() / 1000000u);
+	int64_t		 until = (int64_t)(e->arrival_usec / 1000000u) +
+	    p->cfg->max_lifetime;
+	bool		 null_sender = e->from[0] == '\0';
+	char		 pm[320], (*mta)[320] = xcalloc(e->nrcpt, sizeof(*mta));
+
+	for (size_t i = 0; i < e->nrcpt; i++) {
+		const struct rcpt_out *o = &p->out[i];
+		unsigned notify = e->rcpt[i].notify;
+		struct dsn_rcpt d = { e->rcpt[i].addr, e->rcpt[i].orcpt,
+		    DSN_ACTION_FAILED, o->dsn, NULL, o->text, now, 0 };
+
+		if (!o->todo)
+			continue;
+		if (strcmp(o->relay, "maildir") != 0 &&
+		    strcmp(o->relay, "local") != 0 &&
+		    strcmp(o->relay, "none") != 0 && o->relay[0] != '\0') {
+			/* RFC 3464 2.3.5: the host name, not "host[addr]:port" */
+			snprintf(mta[i], sizeof(mta[i]), "%.*s",
+			    (int)strcspn(o->relay, "["), o->relay);
+			d.remote_mta = mta[i];
+		}
+		if (st[i] == JOURNAL_BOUNCED) {
+			if (dsn_needed(e->from, notify, DSN_ACTION_FAILED) ||
+			    (null_sender && notify != SMTP_NOTIFY_NEVER))
+				fail[nfail++] = d;
+		} else if (st[i] == JOURNAL_DEFERRED && notify_delay[i]) {
+			d.action = DSN_ACTION_DELAYED;
+			d.retry_until = until;
+			if (dsn_needed(e->from, notify, DSN_ACTION_DELAYED))
+				fail[nfail++] = d;
+			else
+				notify_delay[i] = false;
+		} else if (st[i] == JOURNAL_SENT && !o->handed_over &&
+		    (notify & SMTP_NOTIFY_SUCCESS) != 0) {
+			d.action = o->remote_ok ? DSN_ACTION_RELAYED :
+			    DSN_ACTION_DELIVERED;
+			d.diag = NULL;
+			if (dsn_needed(e->from, notify, d.action))
+				ok[nok++] = d;
+		}
+	}
+	if (nfail > 0) {
+		if (!null_sender)
+			queue_report(p, e->from, fail, nfail);
+		else if (strcmp(p->cfg->double_bounce, "postmaster") == 0) {
+			snprintf(pm, sizeof(pm), "postmaster@%s",
+			    p->cfg->domains[0]);
+			queue_report(p, pm, fail, nfail);
+		} else
+			log_info("%s dsn double bounce dropped nrcpt=%zu",
+			    p->id, nfail);
+	}
+	if (nok > 0)
+		queue_report(p, e->from, ok, nok);
+	free(fail);
+	free(ok);
+	free(mta);
+}
+
+static void
+finish_work(void *arg)
+{
+	struct pass	*p = arg;
+	const struct envelope *e = &p->env;
+	enum journal_status *st;
+	bool		*notify_delay;
+	char		 line[2048], *jbuf = NULL;
+	size_t		 jlen = 0, nfinal = 0;
+	uint64_t	 now = now_usec();
+	bool		 expired, warn;
+
+	st = xcalloc(e->nrcpt, sizeof(*st));
+	notify_delay = xcalloc(e->nrcpt, sizeof(*notify_delay));
+	expired = now - e->arrival_usec >
+	    (uint64_t)p->cfg->max_lifetime * 1000000u;
+	warn = p->cfg->delay_warning > 0 && now - e->arrival_usec >=
+	    (uint64_t)p->cfg->delay_warning * 1000000u;
+	for (size_t i = 0; i < e->nrcpt; i++) {
+		struct rcpt_out *o = &p->out[i];
+
+		if (!o->todo) {
+			st[i] = JOURNAL_SENT;	/* final before this pass */
 			nfinal++;
 			continue;
 		}
-		enum journal_status st = deliver_rcpt(j, &e, i, fd, body_off,
-		    &done, expired);
-		if (st == JOURNAL_DEFERRED)
+		if (o->any_temp)
+			st[i] = JOURNAL_DEFERRED;
+		else if (o->any_perm)
+			st[i] = JOURNAL_BOUNCED;
+		else
+			st[i] = JOURNAL_SENT;
+		if (st[i] == JOURNAL_DEFERRED && expired) {
+			char	 why[SCHED_TEXT_MAX];
+
+			/* RFC 3463 X.4.7: delivery time expired */
+			snprintf(why, sizeof(why), "delivery time expired: %.*s",
+			    (int)(sizeof(why) - 32), o->text);
+			snprintf(o->text, sizeof(o->text), "%s", why);
+			snprintf(o->dsn, sizeof(o->dsn), "4.4.7");
+			st[i] = JOURNAL_BOUNCED;
+			log_result(p->id, e->rcpt[i].addr, NULL, o->relay,
+			    e->arrival_usec, "4.4.7", "bounced", o->text);
+		}
+		if (st[i] == JOURNAL_DEFERRED && warn && !p->delayed[i])
+			notify_delay[i] = true;
+	}
+	queue_reports(p, st, notify_delay);
+	for (size_t i = 0; i < e->nrcpt; i++) {
+		int	 n = 0;
+
+		if (!p->out[i].todo)
 			continue;
-		final[i] = true;
-		nfinal++;
-		int n = journal_format(line, sizeof(line), i, st,
-		    st == JOURNAL_SENT ? "2.0.0" : "5.0.0",
-		    st == JOURNAL_SENT ? "delivered" : "bounced");
+		if (st[i] != JOURNAL_DEFERRED) {
+			nfinal++;
+			n = journal_format(line, sizeof(line), i, st[i],
+			    p->out[i].dsn, p->out[i].text);
+		} else if (notify_delay[i])
+			n = journal_format(line, sizeof(line), i,
+			    JOURNAL_DELAYED, p->out[i].dsn, "delay notice sent");
 		if (n > 0) {
 			jbuf = xrealloc(jbuf, jlen + (size_t)n);
 			memcpy(jbuf + jlen, line, (size_t)n);
 			jlen += (size_t)n;
 		}
 	}
-	if (nfinal == e.nrcpt) {
-		if (spool_remove(j->sp, j->id) == -1)
-			log_err("%s queue remove failed: %s", j->id,
+	if (nfinal == e->nrcpt) {
+		/* reports are durable first: a crash now repeats, never loses */
+		if (spool_remove(p->sp, p->id) == -1)
+			log_err("%s queue remove failed: %s", p->id,
 			    strerror(errno));
 		else
-			log_info("%s queue removed", j->id);
-		j->outcome = DLV_DONE;
+			log_info("%s queue removed", p->id);
+		p->outcome = PASS_DONE;
 	} else {
 		if (jlen > 0 &&
-		    spool_journal_append(j->sp, j->id, jbuf, jlen) == -1)
-			log_err("%s queue journal write failed: %s", j->id,
+		    spool_journal_append(p->sp, p->id, jbuf, jlen) == -1)
+			log_err("%s queue journal write failed: %s", p->id,
 			    strerror(errno));
-		j->outcome = DLV_DEFERRED;
+		p->outcome = PASS_DEFERRED;
 	}
-out:
-	close(fd);
-	envelope_fini(&e);
-	strlist_free(&done);
-	free(final);
 	free(jbuf);
+	free(st);
+	free(notify_delay);
 }
 
+/* ---- loop side --------------------------------------------------- */
+
 static void	sched_kick(struct sched *s);
+static void	pass_free(struct pass *p);
 
 static void
 qmsg_free(struct qmsg *q)
@@ -343,14 +711,16 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-dlv_done(void *arg)
+finish_done(void *arg)
 {
-	struct dlv_job	*j = arg;
-	struct qmsg	*q = j->q;
-	struct sched	*s = q->s;
+	struct pass	*p = arg;
+	struct qmsg	*q = p->q;
+	struct sched	*s = p->s;
 
 	s->running--;
-	if (j->outcome == DLV_DONE || s->stopping) {
+	for (size_t i = 0; i < p->ndsn; i++)
+		sched_add(s, p->dsn_ids[i]);
+	if (p->outcome == PASS_DONE || s->stopping) {
 		qmsg_free(q);
 	} else {
 		int	 secs;
@@ -366,8 +736,203 @@ dlv_done(void *arg)
 		log_info("%s queue deferred attempts=%d next_try=%ds", q->id,
 		    q->attempts, secs);
 	}
-	free(j);
+	pass_free(p);
 	sched_kick(s);
+}
+
+static struct dest *
+dest_get(struct sched *s, const char *key)
+{
+	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	struct dest	*d;
+
+	for (const char *c = key; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	for (d = s->dests[h % SCHED_DEST_BUCKETS]; d != NULL; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	snprintf(d->key, sizeof(d->key), "%s", key);
+	d->next = s->dests[h % SCHED_DEST_BUCKETS];
+	s->dests[h % SCHED_DEST_BUCKETS] = d;
+	return d;
+}
+
+static void	group_start(struct group *g);
+
+static void
+group_done(struct remote_job *j)
+{
+	struct group	*g = j->arg;
+	struct pass	*p = g->p;
+	struct dest	*d = g->d;
+
+	for (size_t k = 0; k < g->n; k++) {
+		struct smtp_client_rcpt *rc = &g->rc[k];
+		struct task	*t = &p->tasks[g->task[k]];
+		char		 dsn[16], text[SCHED_TEXT_MAX];
+		const char	*status;
+
+		snprintf(dsn, sizeof(dsn), "%s", rc->enh[0] ? rc->enh :
+		    rc->result == SMTP_CLIENT_OK ? "2.0.0" :
+		    rc->result == SMTP_CLIENT_PERM ? "5.0.0" : "4.0.0");
+		if (rc->code != 0)	/* "250 2.0.0 Ok: queued as X" */
+			snprintf(text, sizeof(text), "%d%s%.15s %.*s", rc->code,
+			    rc->enh[0] ? " " : "", rc->enh,
+			    (int)(sizeof(text) - 24), rc->text);
+		else
+			snprintf(text, sizeof(text), "%s", rc->text[0] ?
+			    rc->text : j->diag);
+		status = rc->result == SMTP_CLIENT_OK ? "sent" :
+		    rc->result == SMTP_CLIENT_PERM ? "bounced" : "deferred";
+		log_result(p->id, t->addr, p->env.rcpt[t->rcpt].addr, j->relay,
+		    p->env.arrival_usec, dsn, status, text);
+		out_note(&p->out[t->rcpt], rc->result, dsn, text, j->relay);
+		if (rc->result == SMTP_CLIENT_OK && t->kind != REMOTE_LMTP) {
+			p->out[t->rcpt].remote_ok = true;
+			/* RFC 3461 5.2.2: a DSN-capable next hop took over
+			   NOTIFY; it reports success, not us */
+			if (g->msg.peer_dsn)
+				p->out[t->rcpt].handed_over = true;
+		}
+	}
+	d->active--;
+	if (d->wait_head != NULL) {
+		struct group *next = d->wait_head;
+
+		d->wait_head = next->wait_next;
+		if (d->wait_head == NULL)
+			d->wait_tail = NULL;
+		group_start(next);
+	}
+	if (--p->groups_left == 0)
+		workq_submit(p->s->wq, finish_work, finish_done, p);
+}
+
+static void
+group_start(struct group *g)
+{
+	struct sched	*s = g->p->s;
+
+	if (s->stopping) {
+		/* shutting down: the recipients wait for the next start */
+		for (size_t k = 0; k < g->n; k++)
+			if (g->rc[k].result == SMTP_CLIENT_PENDING) {
+				g->rc[k].result = SMTP_CLIENT_TEMP;
+				snprintf(g->rc[k].text, sizeof(g->rc[k].text),
+				    "delivery interrupted by shutdown");
+			}
+		snprintf(g->job.relay, sizeof(g->job.relay), "none");
+		g->d->active++;		/* group_done counts it down */
+		group_done(&g->job);
+		return;
+	}
+	if (g->d->active >= s->cfg->destination_concurrency) {
+		g->wait_next = NULL;	/* RFC 5321 4.5.4.1: be gentle */
+		if (g->d->wait_tail != NULL)
+			g->d->wait_tail->wait_next = g;
+		else
+			g->d->wait_head = g;
+		g->d->wait_tail = g;
+		return;
+	}
+	g->d->active++;
+	remote_start(s->remote, &g->job);
+}
+
+/* Group the pass's tasks by destination and start them. */
+static void
+prepare_done(void *arg)
+{
+	struct pass	*p = arg;
+	struct sched	*s = p->s;
+
+	if (p->outcome != PASS_DEFERRED || s->stopping) {
+		/* done (gone), unreadable, or shutting down */
+		if (p->outcome == PASS_DEFERRED)
+			p->outcome = PASS_ERROR;
+		finish_done(p);
+		return;
+	}
+	p->groups = xcalloc(p->ntasks ? p->ntasks : 1, sizeof(*p->groups));
+	for (size_t t = 0; t < p->ntasks; t++) {
+		struct task	*tk = &p->tasks[t];
+		struct group	*g = NULL;
+
+		for (size_t k = 0; k < p->ngroups; k++)
+			if (p->groups[k].job.kind == tk->kind &&
+			    strcmp(p->groups[k].job.dest, tk->dest) == 0)
+				g = &p->groups[k];
+		if (g == NULL) {
+			char	 key[320];
+
+			g = &p->groups[p->ngroups++];
+			g->p = p;
+			g->job.kind = tk->kind;
+			g->job.dest = tk->dest;
+			g->job.id = p->id;
+			g->job.msg = &g->msg;
+			g->job.done = group_done;
+			g->job.arg = g;
+			snprintf(key, sizeof(key), "%d:%s", (int)tk->kind,
+			    tk->dest);
+			g->d = dest_get(s, key);
+			g->msg.from = p->env.from;
+			g->msg.eightbit = p->env.body == SMTP_BODYTYPE_8BITMIME;
+			g->msg.smtputf8 = p->env.smtputf8;
+			g->msg.ret = p->env.ret;
+			g->msg.envid = p->env.envid;
+			g->msg.fd = p->fd;
+			g->msg.body_off = (off_t)p->body_off;
+			g->msg.size = p->size;
+		}
+		g->rc = xreallocarray(g->rc, g->n + 1, sizeof(*g->rc));
+		g->task = xreallocarray(g->task, g->n + 1, sizeof(*g->task));
+		memset(&g->rc[g->n], 0, sizeof(g->rc[g->n]));
+		g->rc[g->n].addr = tk->addr;
+		g->rc[g->n].notify = p->env.rcpt[tk->rcpt].notify;
+		g->rc[g->n].orcpt = p->env.rcpt[tk->rcpt].orcpt;
+		g->task[g->n] = t;
+		g->n++;
+	}
+	for (size_t k = 0; k < p->ngroups; k++) {
+		p->groups[k].msg.rcpt = p->groups[k].rc;
+		p->groups[k].msg.nrcpt = p->groups[k].n;
+	}
+	if (p->ngroups == 0 || s->remote == NULL) {
+		for (size_t t = 0; t < p->ntasks; t++)
+			out_note(&p->out[p->tasks[t].rcpt], SMTP_CLIENT_TEMP,
+			    "4.3.5", "remote delivery is not configured",
+			    "none");
+		workq_submit(s->wq, finish_work, finish_done, p);
+		return;
+	}
+	p->groups_left = p->ngroups;
+	for (size_t k = 0; k < p->ngroups; k++)
+		group_start(&p->groups[k]);
+}
+
+static void
+pass_free(struct pass *p)
+{
+	if (p->fd != -1)
+		close(p->fd);
+	envelope_fini(&p->env);
+	free(p->final);
+	free(p->delayed);
+	free(p->out);
+	for (size_t t = 0; t < p->ntasks; t++)
+		free(p->tasks[t].addr);
+	free(p->tasks);
+	for (size_t k = 0; k < p->ngroups; k++) {
+		free(p->groups[k].rc);
+		free(p->groups[k].task);
+	}
+	free(p->groups);
+	for (size_t i = 0; i < p->ndsn; i++)
+		free(p->dsn_ids[i]);
+	free(p->dsn_ids);
+	free(p);
 }
 
 static void
@@ -376,19 +941,22 @@ sched_kick(struct sched *s)
 	while (!s->stopping && s->ready_head != NULL &&
 	    s->running < (unsigned)s->cfg->max_deliveries) {
 		struct qmsg	*q = s->ready_head;
-		struct dlv_job	*j;
+		struct pass	*p;
 
 		s->ready_head = q->next;
 		if (s->ready_head == NULL)
 			s->ready_tail = NULL;
-		j = xcalloc(1, sizeof(*j));
-		j->q = q;
-		j->cfg = s->cfg;
-		j->ldb = s->ldb;
-		j->sp = s->sp;
-		memcpy(j->id, q->id, sizeof(j->id));
+		p = xcalloc(1, sizeof(*p));
+		p->q = q;
+		p->s = s;
+		p->cfg = s->cfg;
+		p->ldb = s->ldb;
+		p->sp = s->sp;
+		p->fd = -1;
+		envelope_init(&p->env);
+		memcpy(p->id, q->id, sizeof(p->id));
 		s->running++;
-		workq_submit(s->wq, dlv_work, dlv_done, j);
+		workq_submit(s->wq, prepare_work, prepare_done, p);
 	}
 }
 
@@ -404,6 +972,12 @@ sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
 	s->wq = wq;
 	s->ldb = ldb;
 	return s;
+}
+
+void
+sched_set_remote(struct sched *s, struct remote *r)
+{
+	s->remote = r;
 }
 
 void
@@ -445,5 +1019,12 @@ sched_free(struct sched *s)
 	/* call after the workers stopped: no job holds a qmsg */
 	while (s->all != NULL)
 		qmsg_free(s->all);
+	for (size_t i = 0; i < SCHED_DEST_BUCKETS; i++)
+		while (s->dests[i] != NULL) {
+			struct dest *d = s->dests[i];
+
+			s->dests[i] = d->next;
+			free(d);
+		}
 	free(s);
 }

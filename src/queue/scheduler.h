@@ -15,11 +15,14 @@
 #include "queue/spool.h"
 
 struct sched;
+struct remote;
 
 /* All pointers borrowed: they outlive the scheduler. */
 struct sched	*sched_new(struct event_base *base, const struct config *cfg,
 		    struct spool *sp, struct workq *wq,
 		    const struct local_db *ldb);
+/* Deliver non-local recipients through r (borrowed; NULL: they wait). */
+void		 sched_set_remote(struct sched *s, struct remote *r);
 /* A committed (or recovered) message: deliver it as soon as possible. */
 void		 sched_add(struct sched *s, const char *id);
 /* Messages known to the scheduler (queued, running or waiting). */

@@ -204,9 +204,9 @@ smtp_sess_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	if (!s->bdat_txn) {
 		if (txn_open(s) == -1) {
-			bdat_drop(s, size, storage_reply(s->spool_err));
+			/* reset first: it clears the drop state too */
 			smtp_sess_txn_reset(s);
-			smtp_sess_enter(s, SMTP_STATE_BDAT);
+			bdat_drop(s, size, storage_reply(s->spool_err));
 			return;
 		}
 		s->bdat_txn = true;

@@ -67,6 +67,8 @@ class Petrel:
                 "aliases_file": str(self.aliases_file),
             },
             "queue": {"retry_initial": "1", "retry_max": "2"},
+            # tests talk to loopback only: no DNS server here answers
+            "delivery": {"dns_servers": "127.0.0.1:9", "dns_timeout": "1s"},
         }
         for key, value in (extra or {}).items():
             sec, name = key.split(".", 1)

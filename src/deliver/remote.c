@@ -1,0 +1,520 @@
+/*
+ * remote.c: one message to one destination. MX lookup and ordering (RFC
+ * 5321 5.1, RFC 7505), address lookup, trying hosts and addresses within
+ * limits, and the SMTP/LMTP client for each try. Reports per-recipient
+ * results; never decides retries or bounces.
+ */
+#include "deliver/remote.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "deliver/mxorder.h"
+#include "net/dns.h"
+
+struct remote {
+	struct event_base	*base;		/* borrowed */
+	const struct config	*cfg;		/* borrowed */
+	struct dns		*dns;		/* owned */
+	SSL_CTX			*ssl;		/* owned: outbound STARTTLS */
+	struct rjob		*jobs;		/* running attempts */
+	bool			 stopping;
+};
+
+/* The state of one remote_job while it runs. */
+struct rjob {
+	struct remote		*r;		/* borrowed */
+	struct remote_job	*j;		/* borrowed: the caller's */
+	struct rjob		*prev, *next;
+	struct dns_mx		 hosts[DNS_MX_MAX];	/* in order */
+	size_t			 nhosts, host_i;
+	char			 host[DNS_NAME_MAX + 1];	/* trying now */
+	unsigned		 port;
+	struct sockaddr_storage	 addrs[DNS_ADDR_MAX];
+	size_t			 naddrs, addr_i;
+	int			 tried;		/* addresses tried in all */
+	struct smtp_client	*client;	/* running, or NULL */
+	struct smtp_client_opts	 opts;
+};
+
+static void	next_host(struct rjob *);
+static void	next_addr(struct rjob *);
+
+static void
+rjob_finish(struct rjob *rj)
+{
+	struct remote	*r = rj->r;
+	struct remote_job *j = rj->j;
+
+	if (rj->prev != NULL)
+		rj->prev->next = rj->next;
+	else
+		r->jobs = rj->next;
+	if (rj->next != NULL)
+		rj->next->prev = rj->prev;
+	free(rj);
+	j->priv = NULL;
+	j->done(j);
+}
+
+/* Every recipient still pending gets this result. */
+static void
+fail_all(struct rjob *rj, enum smtp_client_result res, const char *enh,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+fail_all(struct rjob *rj, enum smtp_client_result res, const char *enh,
+    const char *fmt, ...)
+{
+	struct smtp_client_msg *m = rj->j->msg;
+	char	 why[sizeof(rj->j->diag)];
+	va_list	 ap;
+
+	/* the arguments may point into j->diag itself: format aside */
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	memcpy(rj->j->diag, why, sizeof(why));
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		struct smtp_client_rcpt *rc = &m->rcpt[i];
+
+		if (rc->result != SMTP_CLIENT_PENDING)
+			continue;
+		rc->result = res;
+		rc->code = 0;
+		snprintf(rc->enh, sizeof(rc->enh), "%s", enh);
+		snprintf(rc->text, sizeof(rc->text), "%s", rj->j->diag);
+	}
+	rjob_finish(rj);
+}
+
+static void
+client_done(void *arg, enum smtp_client_status st, const char *diag,
+    const char *tls_info)
+{
+	struct rjob	*rj = arg;
+
+	rj->client = NULL;
+	snprintf(rj->j->tls_info, sizeof(rj->j->tls_info), "%s",
+	    tls_info != NULL ? tls_info : "");
+	if (st == SMTP_CLIENT_DONE) {
+		/* rcpts the client left pending (none expected) are temp */
+		fail_all(rj, SMTP_CLIENT_TEMP, "4.4.2", "%s",
+		    diag != NULL ? diag : "delivery incomplete");
+		return;
+	}
+	snprintf(rj->j->diag, sizeof(rj->j->diag), "%s",
+	    diag != NULL ? diag : "connection failed");
+	log_info("%s remote try failed relay=%s reason=\"%s\"",
+	    rj->j->id != NULL ? rj->j->id : "-", rj->j->relay, rj->j->diag);
+	if (rj->r->stopping) {
+		fail_all(rj, SMTP_CLIENT_TEMP, "4.3.2", "delivery interrupted "
+		    "by shutdown");
+		return;
+	}
+	next_addr(rj);
+}
+
+static void
+next_addr(struct rjob *rj)
+{
+	struct remote	*r = rj->r;
+	char		 ip[sizeof(((struct sockaddr_un *)0)->sun_path)] = "?";
+	socklen_t	 len;
+
+	for (;;) {
+		if (rj->addr_i >= rj->naddrs) {
+			next_host(rj);
+			return;
+		}
+		if (rj->tried >= r->cfg->max_addresses) {
+			fail_all(rj, SMTP_CLIENT_TEMP, "4.4.1", "%s",
+			    rj->j->diag[0] ? rj->j->diag :
+			    "no address could be reached");
+			return;
+		}
+		struct sockaddr_storage *ss = &rj->addrs[rj->addr_i++];
+
+		rj->tried++;
+		if (ss->ss_family == AF_INET) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr,
+			    ip, sizeof(ip));
+			len = sizeof(struct sockaddr_in);
+		} else if (ss->ss_family == AF_INET6) {
+			inet_ntop(AF_INET6,
+			    &((struct sockaddr_in6 *)ss)->sin6_addr, ip,
+			    sizeof(ip));
+			len = sizeof(struct sockaddr_in6);
+		} else {
+			snprintf(ip, sizeof(ip), "%s",
+			    ((struct sockaddr_un *)ss)->sun_path);
+			len = sizeof(struct sockaddr_un);
+		}
+		snprintf(rj->j->relay, sizeof(rj->j->relay), "%s[%s]:%u",
+		    rj->host, ip, rj->port);
+		rj->opts.peer_name = rj->host;
+		rj->client = smtp_client_start(r->base, (struct sockaddr *)ss,
+		    len, &rj->opts, rj->j->msg, client_done, rj);
+		if (rj->client != NULL)
+			return;
+		snprintf(rj->j->diag, sizeof(rj->j->diag), "connect to %s: %s",
+		    rj->j->relay, strerror(errno));
+		log_info("%s remote try failed relay=%s reason=\"%s\"",
+		    rj->j->id != NULL ? rj->j->id : "-", rj->j->relay,
+		    rj->j->diag);
+	}
+}
+
+static void
+addr_cb(void *arg, enum dns_status st, const struct sockaddr_storage *addrs,
+    size_t n)
+{
+	struct rjob	*rj = arg;
+
+	if (rj->r->stopping) {
+		fail_all(rj, SMTP_CLIENT_TEMP, "4.3.2", "delivery interrupted "
+		    "by shutdown");
+		return;
+	}
+	if (st != DNS_OK || n == 0) {
+		snprintf(rj->j->diag, sizeof(rj->j->diag), "Host or domain "
+		    "name not found. Name service error for name=%s type=A: "
+		    "%s", rj->host, st == DNS_TEMPFAIL ? "temporary failure" :
+		    "Host not found");
+		next_host(rj);
+		return;
+	}
+	if (n > DNS_ADDR_MAX)
+		n = DNS_ADDR_MAX;
+	memcpy(rj->addrs, addrs, n * sizeof(*addrs));
+	rj->naddrs = n;
+	rj->addr_i = 0;
+	next_addr(rj);
+}
+
+static void
+next_host(struct rjob *rj)
+{
+	if (rj->host_i >= rj->nhosts) {
+		fail_all(rj, SMTP_CLIENT_TEMP, "4.4.1", "%s",
+		    rj->j->diag[0] ? rj->j->diag : "no host could be reached");
+		return;
+	}
+	snprintf(rj->host, sizeof(rj->host), "%s", rj->hosts[rj->host_i].host);
+	rj->host_i++;
+	rj->naddrs = rj->addr_i = 0;
+	dns_addrs(rj->r->dns, rj->host, rj->port, addr_cb, rj);
+}
+
+static size_t
+rnd(void *arg, size_t bound)
+{
+	(void)arg;
+	return (size_t)arc4random_uniform((uint32_t)bound);
+}
+
+static void
+mx_cb(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n)
+{
+	struct rjob	*rj = arg;
+	const struct config *cfg = rj->r->cfg;
+	struct mx_record rr[DNS_MX_MAX];
+	const char	*self[1] = { cfg->hostname };
+	struct mx_policy pol = { self, 1, (size_t)cfg->max_mx_hosts, rnd, NULL };
+	size_t		 len = 0;
+	const char	*dom = rj->j->dest;
+
+	if (rj->r->stopping) {
+		fail_all(rj, SMTP_CLIENT_TEMP, "4.3.2", "delivery interrupted "
+		    "by shutdown");
+		return;
+	}
+	switch (st) {
+	case DNS_NXDOMAIN:
+		fail_all(rj, SMTP_CLIENT_PERM, "5.1.2", "Host or domain name "
+		    "not found. Name service error for name=%s type=MX: Host "
+		    "not found", dom);
+		return;
+	case DNS_TEMPFAIL:
+		fail_all(rj, SMTP_CLIENT_TEMP, "4.4.3", "Host or domain name "
+		    "not found. Name service error for name=%s type=MX: "
+		    "temporary failure, try again", dom);
+		return;
+	case DNS_NODATA:
+		n = 0;
+		break;
+	case DNS_OK:
+		break;
+	}
+	if (n > DNS_MX_MAX)
+		n = DNS_MX_MAX;
+	for (size_t i = 0; i < n; i++) {
+		rr[i].preference = (uint16_t)mx[i].pref;
+		rr[i].host = mx[i].host;
+	}
+	switch (mx_order(rr, n, &pol, &len)) {
+	case MX_IMPLICIT:	/* RFC 5321 5.1: the domain is its own MX */
+		snprintf(rj->hosts[0].host, sizeof(rj->hosts[0].host), "%s",
+		    dom);
+		rj->nhosts = 1;
+		break;
+	case MX_NULL:		/* RFC 7505 4.2 */
+		fail_all(rj, SMTP_CLIENT_PERM, "5.1.10", "Domain %s does not "
+		    "accept mail (null MX)", dom);
+		return;
+	case MX_LOOP:
+		fail_all(rj, SMTP_CLIENT_PERM, "5.4.6", "mail for %s loops "
+		    "back to myself", dom);
+		return;
+	case MX_OK:
+		/* rr points into mx[]: copy out before the answer goes */
+		for (size_t i = 0; i < len; i++) {
+			rj->hosts[i].pref = rr[i].preference;
+			snprintf(rj->hosts[i].host, sizeof(rj->hosts[i].host),
+			    "%s", rr[i].host);
+		}
+		rj->nhosts = len;
+		break;
+	}
+	next_host(rj);
+}
+
+/* "host[:port]" or "[v6]:port" into rj->hosts[0] and rj->port. */
+static int
+parse_hostport(struct rjob *rj, const char *s, unsigned defport)
+{
+	const char *colon;
+	char	 host[DNS_NAME_MAX + 1];
+	size_t	 hl;
+	long	 port = defport;
+
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+
+		if (end == NULL)
+			return -1;
+		s++;
+		if (strncasecmp(s, "IPv6:", 5) == 0)	/* RFC 5321 4.1.3 */
+			s += 5;
+		hl = (size_t)(end - s);
+		if (hl == 0 || hl >= sizeof(host))
+			return -1;
+		memcpy(host, s, hl);
+		colon = end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		hl = colon != NULL ? (size_t)(colon - s) : strlen(s);
+		if (hl == 0 || hl >= sizeof(host))
+			return -1;
+		memcpy(host, s, hl);
+	}
+	host[hl] = '\0';
+	if (colon != NULL) {
+		char	*end;
+
+		port = strtol(colon + 1, &end, 10);
+		if (*end != '\0' || port < 1 || port > 65535)
+			return -1;
+	}
+	snprintf(rj->hosts[0].host, sizeof(rj->hosts[0].host), "%s", host);
+	rj->nhosts = 1;
+	rj->port = (unsigned)port;
+	return 0;
+}
+
+void
+remote_start(struct remote *r, struct remote_job *j)
+{
+	const struct config *cfg = r->cfg;
+	struct rjob	*rj = xcalloc(1, sizeof(*rj));
+
+	rj->r = r;
+	rj->j = j;
+	j->priv = rj;
+	j->relay[0] = j->diag[0] = j->tls_info[0] = '\0';
+	snprintf(j->relay, sizeof(j->relay), "none");
+	rj->next = r->jobs;
+	if (r->jobs != NULL)
+		r->jobs->prev = rj;
+	r->jobs = rj;
+	rj->port = (unsigned)cfg->remote_port;
+	rj->opts.helo = cfg->hostname;
+	rj->opts.ssl_ctx = r->ssl;
+	rj->opts.tls = strcmp(cfg->outbound_tls, "none") == 0 ?
+	    SMTP_CLIENT_TLS_NONE : strcmp(cfg->outbound_tls, "required") == 0 ?
+	    SMTP_CLIENT_TLS_REQUIRED : SMTP_CLIENT_TLS_OPPORTUNISTIC;
+	rj->opts.connect_timeout = cfg->connect_timeout;
+	rj->opts.command_timeout = cfg->client_command_timeout;
+	rj->opts.data_timeout = cfg->client_data_timeout;
+
+	switch (j->kind) {
+	case REMOTE_MX:
+		dns_mx(r->dns, j->dest, mx_cb, rj);
+		return;
+	case REMOTE_SMARTHOST:
+		if (parse_hostport(rj, j->dest, (unsigned)cfg->remote_port)
+		    == -1) {
+			fail_all(rj, SMTP_CLIENT_TEMP, "4.3.5", "bad smarthost "
+			    "'%s'", j->dest);
+			return;
+		}
+		rj->opts.auth_user = cfg->smarthost_user;
+		rj->opts.auth_pass = cfg->smarthost_password;
+		if (cfg->smarthost_user != NULL)
+			rj->opts.tls = SMTP_CLIENT_TLS_REQUIRED; /* RFC 4954 4 */
+		next_host(rj);
+		return;
+	case REMOTE_LMTP:
+		rj->opts.lmtp = true;
+		rj->opts.tls = SMTP_CLIENT_TLS_NONE;
+		if (strncmp(j->dest, "unix:", 5) == 0) {
+			struct sockaddr_un *sun = (void *)&rj->addrs[0];
+
+			if (strlen(j->dest + 5) >= sizeof(sun->sun_path)) {
+				fail_all(rj, SMTP_CLIENT_TEMP, "4.3.5",
+				    "LMTP socket path too long");
+				return;
+			}
+			sun->sun_family = AF_UNIX;
+			snprintf(sun->sun_path, sizeof(sun->sun_path), "%s",
+			    j->dest + 5);
+			snprintf(rj->host, sizeof(rj->host), "%s", j->dest);
+			rj->naddrs = 1;
+			rj->port = 0;
+			next_addr(rj);
+			return;
+		}
+		if (parse_hostport(rj, j->dest, 24) == -1) {
+			fail_all(rj, SMTP_CLIENT_TEMP, "4.3.5", "bad LMTP "
+			    "destination '%s'", j->dest);
+			return;
+		}
+		next_host(rj);
+		return;
+	}
+}
+
+int
+remote_new(struct event_base *base, const struct config *cfg,
+    struct remote **out, char *err, size_t errlen)
+{
+	struct remote	*r = xcalloc(1, sizeof(*r));
+
+	r->base = base;
+	r->cfg = cfg;
+	if (dns_new(base, cfg->dns_servers, cfg->dns_timeout * 1000, 2,
+	    &r->dns, err, errlen) == -1) {
+		free(r);
+		return -1;
+	}
+	/* RFC 3207 4.1: opportunistic TLS, no certificate verification */
+	if ((r->ssl = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(r->ssl, TLS1_2_VERSION) != 1) {
+		snprintf(err, errlen, "outbound TLS context failed");
+		if (r->ssl != NULL)
+			SSL_CTX_free(r->ssl);
+		dns_free(r->dns);
+		free(r);
+		return -1;
+	}
+	SSL_CTX_set_verify(r->ssl, SSL_VERIFY_NONE, NULL);
+	*out = r;
+	return 0;
+}
+
+void
+remote_free(struct remote *r)
+{
+	if (r == NULL)
+		return;
+	r->stopping = true;
+	for (struct rjob *rj = r->jobs, *next; rj != NULL; rj = next) {
+		next = rj->next;
+		if (rj->client != NULL)
+			smtp_client_abort(rj->client);	/* finishes rj */
+	}
+	dns_free(r->dns);	/* pending lookups finish their jobs */
+	SSL_CTX_free(r->ssl);
+	free(r);
+}
+
+const char *
+remote_lmtp_route(const struct config *cfg, const char *addr, char *buf,
+    size_t cap)
+{
+	const char *p = cfg->lmtp_routes, *at = strrchr(addr, '@');
+	const char *domain = at != NULL ? at + 1 : "";
+	bool	 found_domain = false;
+	char	 dom_target[512] = "";
+
+	if (p == NULL)
+		return NULL;
+	while (*p != '\0') {
+		size_t	 n, klen;
+		const char *eq;
+
+		p += strspn(p, ", \t");
+		n = strcspn(p, ", \t");
+		if (n == 0)
+			break;
+		eq = memchr(p, '=', n);
+		if (eq != NULL) {
+			klen = (size_t)(eq - p);
+			size_t tlen = n - klen - 1;
+
+			if (klen == strlen(addr) &&
+			    strncasecmp(p, addr, klen) == 0 && tlen < cap) {
+				memcpy(buf, eq + 1, tlen);
+				buf[tlen] = '\0';
+				return buf;	/* user@domain wins */
+			}
+			if (klen == strlen(domain) &&
+			    strncasecmp(p, domain, klen) == 0 &&
+			    tlen < sizeof(dom_target)) {
+				memcpy(dom_target, eq + 1, tlen);
+				dom_target[tlen] = '\0';
+				found_domain = true;
+			}
+		}
+		p += n;
+	}
+	if (!found_domain || strlen(dom_target) >= cap)
+		return NULL;
+	snprintf(buf, cap, "%s", dom_target);
+	return buf;
+}
+
+int
+remote_lmtp_check(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *p = cfg->lmtp_routes;
+
+	if (p == NULL)
+		return 0;
+	while (*p != '\0') {
+		size_t	 n;
+		const char *eq;
+
+		p += strspn(p, ", \t");
+		n = strcspn(p, ", \t");
+		if (n == 0)
+			break;
+		eq = memchr(p, '=', n);
+		if (eq == NULL || eq == p || eq == p + n - 1) {
+			snprintf(err, errlen, "[delivery] lmtp_routes: '%.*s': "
+			    "use dest=host:port or dest=unix:/path", (int)n, p);
+			return -1;
+		}
+		p += n;
+	}
+	return 0;
+}

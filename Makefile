@@ -8,9 +8,10 @@ PYTEST := /usr/bin/python3 -m pytest
 # Debian packages the build and the tests need.
 DEPS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
 	libc-ares-dev libinih-dev libcmocka-dev libcrypt-dev python3-pytest python3-openssl \
-	swaks clang libclang-rt-14-dev dnsmasq
+	swaks clang libclang-rt-14-dev dnsmasq dovecot-core dovecot-lmtpd \
+	postfix
 
-.PHONY: all deps build run test unit integration clean bench
+.PHONY: all deps build run test unit integration crash torture clean bench
 
 all: build
 
@@ -21,6 +22,8 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		echo "postfix postfix/main_mailer_type select No configuration" \
+			| $$SUDO debconf-set-selections; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 			$$missing; \
@@ -42,7 +45,16 @@ unit: build
 integration: build
 	PETREL_BIN=$(CURDIR)/$(BUILD)/src/petrel $(PYTEST) -q tests/integration
 
-test: unit integration
+# SIGKILL torture and a full spool (tests/crash); a bounded form of the
+# torture, about a minute; `make torture` runs it for minutes
+crash: build
+	PETREL_BIN=$(CURDIR)/$(BUILD)/src/petrel $(PYTEST) -q tests/crash
+
+torture: build
+	PETREL_TORTURE=long PETREL_BIN=$(CURDIR)/$(BUILD)/src/petrel \
+		$(PYTEST) -q tests/crash
+
+test: unit integration crash
 
 # petrel against Postfix and OpenSMTPD; writes bench/RESULTS.md (bench/README.md)
 bench: build

@@ -11,7 +11,7 @@ DEPS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
 	swaks clang libclang-rt-14-dev dnsmasq dovecot-core dovecot-lmtpd \
 	postfix
 
-.PHONY: all deps build run test unit integration crash torture clean bench
+.PHONY: all deps build run test unit integration crash torture clean bench fuzz
 
 all: build
 
@@ -55,6 +55,10 @@ torture: build
 		$(PYTEST) -q tests/crash
 
 test: unit integration crash
+
+# every libFuzzer target for FUZZ_SECONDS each (CI runs 40 s each)
+fuzz: deps
+	tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
 
 # petrel against Postfix and OpenSMTPD; writes bench/RESULTS.md (bench/README.md)
 bench: build

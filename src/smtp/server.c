@@ -278,6 +278,36 @@ cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp)
 	    cfg->max_message_size, tlsline, auth);
 }
 
+/* The reply for a MAIL or RCPT argument the parser refused. */
+static void
+reply_parse_error(struct smtp_session *s, int rc, const char *addr_enh,
+    const char *addr_text, const char *syntax_text)
+{
+	switch (rc) {
+	case SMTP_PARSE_ADDR:
+	case SMTP_PARSE_ADDR_LONG:
+		smtp_sess_reply(s, 501, addr_enh, "%s", addr_text);
+		break;
+	case SMTP_PARSE_PARAM_UNKNOWN:
+		smtp_sess_reply(s, 555, "5.5.4", "Unsupported option");
+		break;
+	case SMTP_PARSE_PARAM_SYNTAX:
+		smtp_sess_reply(s, 501, "5.5.4", "Invalid parameter value");
+		break;
+	case SMTP_PARSE_UTF8:
+		/* RFC 6531 3.7.4 */
+		smtp_sess_reply(s, 553, "5.6.7", "SMTPUTF8 required for this "
+		    "address");
+		break;
+	case SMTP_PARSE_BODY:
+		smtp_sess_reply(s, 504, "5.5.4", "Unsupported BODY type");
+		break;
+	default:
+		smtp_sess_reply(s, 501, "5.5.2", "%s", syntax_text);
+		break;
+	}
+}
+
 /*
  * May the logged-in user send as from? Its own address, an address whose
  * aliases lead to it, or one the sender map gives it (RFC 6409 8.1).
@@ -340,27 +370,9 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	rc = smtp_parse_mail(c->arg, c->arg_len, &m);
-	switch (rc) {
-	case SMTP_PARSE_OK:
-		break;
-	case SMTP_PARSE_ADDR:
-	case SMTP_PARSE_ADDR_LONG:
-		smtp_sess_reply(s, 501, "5.1.7", "Bad sender address syntax");
-		return;
-	case SMTP_PARSE_PARAM_UNKNOWN:
-		smtp_sess_reply(s, 555, "5.5.4", "Unsupported option");
-		return;
-	case SMTP_PARSE_PARAM_SYNTAX:
-		smtp_sess_reply(s, 501, "5.5.4", "Invalid parameter value");
-		return;
-	case SMTP_PARSE_UTF8:
-		smtp_sess_reply(s, 553, "5.6.7", "SMTPUTF8 required for this address");
-		return;
-	case SMTP_PARSE_BODY:
-		smtp_sess_reply(s, 504, "5.5.4", "Unsupported BODY type");
-		return;
-	default:
-		smtp_sess_reply(s, 501, "5.5.2", "Syntax: MAIL FROM:<address>");
+	if (rc != SMTP_PARSE_OK) {
+		reply_parse_error(s, rc, "5.1.7", "Bad sender address syntax",
+		    "Syntax: MAIL FROM:<address>");
 		return;
 	}
 	if (m.has_size && m.size > cfg->max_message_size) {
@@ -414,24 +426,9 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	rc = smtp_parse_rcpt(c->arg, c->arg_len, s->env.smtputf8, &r);
-	switch (rc) {
-	case SMTP_PARSE_OK:
-		break;
-	case SMTP_PARSE_ADDR:
-	case SMTP_PARSE_ADDR_LONG:
-		smtp_sess_reply(s, 501, "5.1.3", "Bad recipient address syntax");
-		return;
-	case SMTP_PARSE_PARAM_UNKNOWN:
-		smtp_sess_reply(s, 555, "5.5.4", "Unsupported option");
-		return;
-	case SMTP_PARSE_PARAM_SYNTAX:
-		smtp_sess_reply(s, 501, "5.5.4", "Invalid parameter value");
-		return;
-	case SMTP_PARSE_UTF8:
-		smtp_sess_reply(s, 553, "5.6.7", "SMTPUTF8 required for this address");
-		return;
-	default:
-		smtp_sess_reply(s, 501, "5.5.2", "Syntax: RCPT TO:<address>");
+	if (rc != SMTP_PARSE_OK) {
+		reply_parse_error(s, rc, "5.1.3", "Bad recipient address syntax",
+		    "Syntax: RCPT TO:<address>");
 		return;
 	}
 	if (s->env.nrcpt >= cfg->max_recipients) {

@@ -159,8 +159,12 @@ next_addr(struct rjob *rj)
 			    ((struct sockaddr_un *)ss)->sun_path);
 			len = sizeof(struct sockaddr_un);
 		}
-		snprintf(rj->j->relay, sizeof(rj->j->relay), "%s[%s]:%u",
-		    rj->host, ip, rj->port);
+		if (ss->ss_family == AF_UNIX)
+			snprintf(rj->j->relay, sizeof(rj->j->relay), "%s",
+			    rj->host);
+		else
+			snprintf(rj->j->relay, sizeof(rj->j->relay),
+			    "%s[%s]:%u", rj->host, ip, rj->port);
 		rj->opts.peer_name = rj->host;
 		rj->client = smtp_client_start(r->base, (struct sockaddr *)ss,
 		    len, &rj->opts, rj->j->msg, client_done, rj);

@@ -787,7 +787,9 @@ group_done(struct remote_job *j)
 		    rc->result == SMTP_CLIENT_PERM ? "bounced" : "deferred";
 		log_result(p->id, t->addr, p->env.rcpt[t->rcpt].addr, j->relay,
 		    p->env.arrival_usec, dsn, status, text);
-		out_note(&p->out[t->rcpt], rc->result, dsn, text, j->relay);
+		/* Remote-MTA only names a host that answered (RFC 3464 2.3.5) */
+		out_note(&p->out[t->rcpt], rc->result, dsn, text,
+		    rc->code != 0 ? j->relay : "none");
 		if (rc->result == SMTP_CLIENT_OK && t->kind != REMOTE_LMTP) {
 			p->out[t->rcpt].remote_ok = true;
 			/* RFC 3461 5.2.2: a DSN-capable next hop took over

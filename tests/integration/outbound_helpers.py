@@ -4,7 +4,6 @@ addresses 127.0.0.2.. that all listen on one port P (delivery.remote_port is
 one port for every MX host), a scripted SMTP peer, Postfix's smtp-sink and
 Dovecot LMTP. Every process is started here and stopped by its pid."""
 import email
-import email.policy
 import os
 import pwd
 import re

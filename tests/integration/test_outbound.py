@@ -19,11 +19,11 @@ import pytest
 from conftest import BIN
 from helpers import log_lines, split_delivered, wait_until
 from outbound_helpers import (DEAD_ADDR, PEER_ADDR, RECEIVER_ADDR, SINK_ADDR,
-                              SMTP_SINK, Dovecot, Report, SmtpSink, dns,
-                              make_receiver, make_sender, nospace, peer,
-                              reports, shared_port, submit, wait_for)
-
-__all__ = ["dns", "make_receiver", "make_sender", "peer", "shared_port"]
+                              SMTP_SINK, Dovecot, Report, SmtpSink, nospace,
+                              reports, submit, wait_for)
+# fixtures, used by name
+from outbound_helpers import (dns, make_receiver, make_sender,  # noqa: F401
+                              peer, shared_port)
 
 ALICE = "alice@localhost"
 MSG = (b"From: Alice <alice@localhost>\r\n"

@@ -140,6 +140,8 @@ static const struct config_key config_keys[] = {
 	    1, CONFIG_DAY, "10m"),
 	CONFIG_KEY("delivery", destination_concurrency, CONFIG_T_INT,
 	    1, 1000, "20"),
+	CONFIG_KEY("delivery", connection_reuse_time, CONFIG_T_DURATION,
+	    0, 300, "5s"),
 	CONFIG_KEY("delivery", delay_warning, CONFIG_T_DURATION,
 	    0, 30 * CONFIG_DAY, "4h"),
 	CONFIG_KEY("delivery", double_bounce, CONFIG_T_STRING, 0, 0,

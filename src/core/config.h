@@ -107,6 +107,9 @@ struct config {
 	int	 client_command_timeout; /* seconds; default 300 */
 	int	 client_data_timeout;	/* seconds; default 600 */
 	int	 destination_concurrency; /* per destination; default 20 */
+	int	 connection_reuse_time;	/* seconds a connection stays open,
+					   idle, for the next message to its
+					   destination; 0 = never; default 5 */
 	int	 delay_warning;		/* seconds; 0 = never; default 4h */
 	char	*double_bounce;		/* owned: "postmaster" or "drop" */
 	uint64_t bounce_return_max;	/* original bytes returned in a bounce;

@@ -1,8 +1,9 @@
 /*
  * remote.c: one message to one destination. MX lookup and ordering (RFC
  * 5321 5.1, RFC 7505), address lookup, trying hosts and addresses within
- * limits, and the SMTP/LMTP client for each try. Reports per-recipient
- * results; never decides retries or bounces.
+ * limits, the SMTP/LMTP client for each try, and the cache of parked
+ * connections per destination. Reports per-recipient results; never
+ * decides retries or bounces.
  */
 #include "deliver/remote.h"
 
@@ -21,12 +22,29 @@
 #include "deliver/mxorder.h"
 #include "net/dns.h"
 
+#define REMOTE_CONN_USES_MAX	100	/* messages per connection, then
+					   QUIT */
+#define REMOTE_PARK_BUCKETS	64
+#define REMOTE_KEY_MAX		320	/* "smarthost:" + dest */
+
+/* A parked connection: open, idle, for the next job to its destination. */
+struct rpark {
+	struct remote		*r;		/* borrowed */
+	struct smtp_client_conn	*conn;		/* owned */
+	char			 key[REMOTE_KEY_MAX];	/* "mx:example.org" */
+	char			 relay[400];	/* as remote_job.relay */
+	unsigned		 uses;		/* messages it carried */
+	struct rpark		*prev, *next;	/* in its bucket, newest
+						   first */
+};
+
 struct remote {
 	struct event_base	*base;		/* borrowed */
 	const struct config	*cfg;		/* borrowed */
 	struct dns		*dns;		/* owned */
 	SSL_CTX			*ssl;		/* owned: outbound STARTTLS */
 	struct rjob		*jobs;		/* running attempts */
+	struct rpark		*parked[REMOTE_PARK_BUCKETS];	/* owned */
 	bool			 stopping;
 };
 
@@ -44,10 +62,151 @@ struct rjob {
 	int			 tried;		/* addresses tried in all */
 	struct smtp_client	*client;	/* running, or NULL */
 	struct smtp_client_opts	 opts;
+	char			 key[REMOTE_KEY_MAX];	/* parking key, "" if
+							   none */
+	unsigned		 uses;		/* messages the connection
+						   carried before this one;
+						   0: a new connection */
 };
 
 static void	next_host(struct rjob *);
 static void	next_addr(struct rjob *);
+static void	rjob_route(struct rjob *);
+static void	client_done(void *, enum smtp_client_status, const char *,
+		    const char *);
+
+/* ---- parked connections ------------------------------------------- */
+
+static const char *const kind_names[] = {
+	[REMOTE_MX] = "mx",
+	[REMOTE_SMARTHOST] = "smarthost",
+	[REMOTE_LMTP] = "lmtp",
+};
+
+/* "mx:example.org"; -1 if it does not fit (then nothing is parked). */
+static int
+park_key(const struct remote_job *j, char *out, size_t cap)
+{
+	int	 n;
+
+	n = snprintf(out, cap, "%s:%s", kind_names[j->kind], j->dest);
+	if (n < 0 || (size_t)n >= cap) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static struct rpark **
+park_bucket(struct remote *r, const char *key)
+{
+	uint32_t	 h = 2166136261u;	/* FNV-1a */
+
+	for (const char *c = key; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	return &r->parked[h % REMOTE_PARK_BUCKETS];
+}
+
+static void
+park_unlink(struct rpark *rp)
+{
+	if (rp->prev != NULL)
+		rp->prev->next = rp->next;
+	else
+		*park_bucket(rp->r, rp->key) = rp->next;
+	if (rp->next != NULL)
+		rp->next->prev = rp->prev;
+	rp->prev = rp->next = NULL;
+}
+
+/* Unlink, close (QUIT if still open) and free. */
+static void
+park_free(struct rpark *rp)
+{
+	park_unlink(rp);
+	smtp_client_conn_free(rp->conn);
+	free(rp);
+}
+
+/* The connection closed, spoke or waited connection_reuse_time. */
+static void
+park_gone(void *arg, struct smtp_client_conn *conn)
+{
+	struct rpark	*rp = arg;
+
+	(void)conn;
+	log_debug("- remote parked connection closed dest=%s relay=%s "
+	    "conn_use=%u", rp->key, rp->relay, rp->uses);
+	park_free(rp);
+}
+
+/* The newest connection parked under key, unlinked, or NULL. */
+static struct rpark *
+park_take(struct remote *r, const char *key)
+{
+	struct rpark	*rp;
+
+	if (key[0] == '\0')
+		return NULL;
+	for (rp = *park_bucket(r, key); rp != NULL; rp = rp->next)
+		if (strcmp(rp->key, key) == 0) {
+			park_unlink(rp);
+			return rp;
+		}
+	return NULL;
+}
+
+/*
+ * Inside the client's done(): park its connection if it kept one, at most
+ * destination_concurrency per destination (the oldest goes first).
+ */
+static void
+park_put(struct rjob *rj)
+{
+	struct remote	*r = rj->r;
+	struct rpark	*rp, **head, *oldest = NULL;
+	int		 n = 0;
+
+	if (rj->key[0] == '\0' || r->cfg->connection_reuse_time == 0)
+		return;
+	rp = xcalloc(1, sizeof(*rp));
+	rp->conn = smtp_client_take_conn(rj->client,
+	    r->cfg->connection_reuse_time, park_gone, rp);
+	if (rp->conn == NULL) {
+		free(rp);
+		return;
+	}
+	rp->r = r;
+	memcpy(rp->key, rj->key, sizeof(rp->key));
+	snprintf(rp->relay, sizeof(rp->relay), "%s", rj->j->relay);
+	rp->uses = rj->uses + 1;
+	head = park_bucket(r, rp->key);
+	for (struct rpark *p = *head; p != NULL; p = p->next)
+		if (strcmp(p->key, rp->key) == 0) {
+			n++;
+			oldest = p;
+		}
+	if (n >= r->cfg->destination_concurrency && oldest != NULL)
+		park_free(oldest);
+	rp->next = *head;
+	if (*head != NULL)
+		(*head)->prev = rp;
+	*head = rp;
+}
+
+/* Run j on a parked connection: no DNS, connect, greeting or EHLO. */
+static void
+rjob_reuse(struct rjob *rj, struct rpark *rp)
+{
+	struct smtp_client_conn *conn = rp->conn;
+
+	snprintf(rj->j->relay, sizeof(rj->j->relay), "%s", rp->relay);
+	rj->uses = rp->uses;
+	rj->j->conn_use = rp->uses + 1;
+	free(rp);			/* already unlinked */
+	rj->client = smtp_client_start_conn(conn,
+	    rj->uses + 1 < REMOTE_CONN_USES_MAX, rj->j->msg, client_done, rj);
+}
 
 static void
 rjob_finish(struct rjob *rj)
@@ -103,7 +262,21 @@ client_done(void *arg, enum smtp_client_status st, const char *diag,
 {
 	struct rjob	*rj = arg;
 
+	if (st == SMTP_CLIENT_DONE && !rj->r->stopping)
+		park_put(rj);		/* if the client kept the connection */
 	rj->client = NULL;
+	if (st == SMTP_CLIENT_NEXT_HOST && rj->uses > 0 && !rj->r->stopping) {
+		/* the parked connection had gone stale: connect afresh,
+		   without counting it as a failed host */
+		log_debug("%s remote parked connection lost relay=%s "
+		    "reason=\"%s\"", rj->j->id != NULL ? rj->j->id : "-",
+		    rj->j->relay, diag != NULL ? diag : "");
+		rj->uses = 0;
+		rj->j->conn_use = 1;
+		snprintf(rj->j->relay, sizeof(rj->j->relay), "none");
+		rjob_route(rj);
+		return;
+	}
 	snprintf(rj->j->tls_info, sizeof(rj->j->tls_info), "%s",
 	    tls_info != NULL ? tls_info : "");
 	if (st == SMTP_CLIENT_DONE) {
@@ -335,34 +508,16 @@ parse_hostport(struct rjob *rj, const char *s, unsigned defport)
 	return 0;
 }
 
-void
-remote_start(struct remote *r, struct remote_job *j)
+/* Look up and connect: the path of a job with no parked connection. */
+static void
+rjob_route(struct rjob *rj)
 {
-	const struct config *cfg = r->cfg;
-	struct rjob	*rj = xcalloc(1, sizeof(*rj));
-
-	rj->r = r;
-	rj->j = j;
-	j->priv = rj;
-	j->relay[0] = j->diag[0] = j->tls_info[0] = '\0';
-	snprintf(j->relay, sizeof(j->relay), "none");
-	rj->next = r->jobs;
-	if (r->jobs != NULL)
-		r->jobs->prev = rj;
-	r->jobs = rj;
-	rj->port = (unsigned)cfg->remote_port;
-	rj->opts.helo = cfg->hostname;
-	rj->opts.ssl_ctx = r->ssl;
-	rj->opts.tls = strcmp(cfg->outbound_tls, "none") == 0 ?
-	    SMTP_CLIENT_TLS_NONE : strcmp(cfg->outbound_tls, "required") == 0 ?
-	    SMTP_CLIENT_TLS_REQUIRED : SMTP_CLIENT_TLS_OPPORTUNISTIC;
-	rj->opts.connect_timeout = cfg->connect_timeout;
-	rj->opts.command_timeout = cfg->client_command_timeout;
-	rj->opts.data_timeout = cfg->client_data_timeout;
+	const struct config *cfg = rj->r->cfg;
+	struct remote_job *j = rj->j;
 
 	switch (j->kind) {
 	case REMOTE_MX:
-		dns_mx(r->dns, j->dest, mx_cb, rj);
+		dns_mx(rj->r->dns, j->dest, mx_cb, rj);
 		return;
 	case REMOTE_SMARTHOST:
 		if (parse_hostport(rj, j->dest, (unsigned)cfg->remote_port)
@@ -371,15 +526,9 @@ remote_start(struct remote *r, struct remote_job *j)
 			    "'%s'", j->dest);
 			return;
 		}
-		rj->opts.auth_user = cfg->smarthost_user;
-		rj->opts.auth_pass = cfg->smarthost_password;
-		if (cfg->smarthost_user != NULL)
-			rj->opts.tls = SMTP_CLIENT_TLS_REQUIRED; /* RFC 4954 4 */
 		next_host(rj);
 		return;
 	case REMOTE_LMTP:
-		rj->opts.lmtp = true;
-		rj->opts.tls = SMTP_CLIENT_TLS_NONE;
 		if (strncmp(j->dest, "unix:", 5) == 0) {
 			struct sockaddr_un *sun = (void *)&rj->addrs[0];
 
@@ -405,6 +554,56 @@ remote_start(struct remote *r, struct remote_job *j)
 		next_host(rj);
 		return;
 	}
+}
+
+void
+remote_start(struct remote *r, struct remote_job *j)
+{
+	const struct config *cfg = r->cfg;
+	struct rjob	*rj = xcalloc(1, sizeof(*rj));
+	struct rpark	*rp;
+
+	rj->r = r;
+	rj->j = j;
+	j->priv = rj;
+	j->relay[0] = j->diag[0] = j->tls_info[0] = '\0';
+	snprintf(j->relay, sizeof(j->relay), "none");
+	j->conn_use = 1;
+	rj->next = r->jobs;
+	if (r->jobs != NULL)
+		r->jobs->prev = rj;
+	r->jobs = rj;
+	rj->port = (unsigned)cfg->remote_port;
+	rj->opts.helo = cfg->hostname;
+	rj->opts.ssl_ctx = r->ssl;
+	rj->opts.tls = strcmp(cfg->outbound_tls, "none") == 0 ?
+	    SMTP_CLIENT_TLS_NONE : strcmp(cfg->outbound_tls, "required") == 0 ?
+	    SMTP_CLIENT_TLS_REQUIRED : SMTP_CLIENT_TLS_OPPORTUNISTIC;
+	rj->opts.connect_timeout = cfg->connect_timeout;
+	rj->opts.command_timeout = cfg->client_command_timeout;
+	rj->opts.data_timeout = cfg->client_data_timeout;
+	switch (j->kind) {
+	case REMOTE_MX:
+		break;
+	case REMOTE_SMARTHOST:
+		rj->opts.auth_user = cfg->smarthost_user;
+		rj->opts.auth_pass = cfg->smarthost_password;
+		/* RFC 4954 4: no password in the clear */
+		if (cfg->smarthost_user != NULL)
+			rj->opts.tls = SMTP_CLIENT_TLS_REQUIRED;
+		break;
+	case REMOTE_LMTP:
+		rj->opts.lmtp = true;
+		rj->opts.tls = SMTP_CLIENT_TLS_NONE;
+		break;
+	}
+	(void)park_key(j, rj->key, sizeof(rj->key));
+	rj->opts.park = cfg->connection_reuse_time > 0 && rj->key[0] != '\0';
+	if (rj->opts.park && (rp = park_take(r, rj->key)) != NULL) {
+		rjob_reuse(rj, rp);
+		return;
+	}
+	rjob_route(rj);
 }
 
 int
@@ -446,6 +645,9 @@ remote_free(struct remote *r)
 		if (rj->client != NULL)
 			smtp_client_abort(rj->client);	/* finishes rj */
 	}
+	for (size_t b = 0; b < REMOTE_PARK_BUCKETS; b++)
+		while (r->parked[b] != NULL)
+			park_free(r->parked[b]);	/* QUIT */
 	dns_free(r->dns);	/* pending lookups finish their jobs */
 	SSL_CTX_free(r->ssl);
 	free(r);

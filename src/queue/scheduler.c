@@ -212,25 +212,29 @@ load_journal(const struct spool *sp, const char *id, size_t nrcpt,
 	free(buf);
 }
 
+/* conn_use: the message's place on a reused connection (logged when more
+   than 1, as Postfix does), 0 for none. */
 static void
 log_result(const char *id, const char *to, const char *orig,
-    const char *relay, uint64_t arrival, const char *dsn, const char *status,
-    const char *why)
+    const char *relay, unsigned conn_use, uint64_t arrival, const char *dsn,
+    const char *status, const char *why)
 {
-	char	 esc_to[600], esc_orig[600], esc_why[1200];
+	char	 esc_to[600], esc_orig[600], esc_why[1200], use[32] = "";
 	double	 delay = (double)(now_usec() - arrival) / 1e6;
 
 	str_escape(to, strlen(to), esc_to, sizeof(esc_to));
 	str_escape(why, strlen(why), esc_why, sizeof(esc_why));
+	if (conn_use > 1)
+		snprintf(use, sizeof(use), " conn_use=%u", conn_use);
 	if (orig != NULL && strcmp(orig, to) != 0) {
 		str_escape(orig, strlen(orig), esc_orig, sizeof(esc_orig));
-		log_info("%s deliver to=<%s> orig_to=<%s> relay=%s delay=%.2f "
-		    "dsn=%s status=%s (%s)", id, esc_to, esc_orig, relay, delay,
-		    dsn, status, esc_why);
+		log_info("%s deliver to=<%s> orig_to=<%s> relay=%s%s "
+		    "delay=%.2f dsn=%s status=%s (%s)", id, esc_to, esc_orig,
+		    relay, use, delay, dsn, status, esc_why);
 	} else
-		log_info("%s deliver to=<%s> relay=%s delay=%.2f dsn=%s "
-		    "status=%s (%s)", id, esc_to, relay, delay, dsn, status,
-		    esc_why);
+		log_info("%s deliver to=<%s> relay=%s%s delay=%.2f dsn=%s "
+		    "status=%s (%s)", id, esc_to, relay, use, delay, dsn,
+		    status, esc_why);
 }
 
 /* Record one result for recipient i in this pass. */
@@ -336,7 +340,7 @@ route_rcpt(struct pass *p, size_t i, struct strlist *done)
 		}
 		if (local_maildir_path(p->cfg->mail_dir, mb.v[k], path,
 		    sizeof(path)) == -1) {
-			log_result(p->id, mb.v[k], to, "maildir",
+			log_result(p->id, mb.v[k], to, "maildir", 0,
 			    e->arrival_usec, "5.1.3", "bounced",
 			    "mailbox name not usable as a path");
 			out_note(o, SMTP_CLIENT_PERM, "5.1.3", "mailbox name "
@@ -345,14 +349,14 @@ route_rcpt(struct pass *p, size_t i, struct strlist *done)
 		}
 		if (maildir_deliver(path, p->fd, (off_t)p->body_off, e->from,
 		    mb.v[k], p->cfg->hostname, err, sizeof(err)) == -1) {
-			log_result(p->id, mb.v[k], to, "maildir",
+			log_result(p->id, mb.v[k], to, "maildir", 0,
 			    e->arrival_usec, "4.2.0", "deferred", err);
 			out_note(o, SMTP_CLIENT_TEMP, "4.2.0", err, "maildir");
 			continue;
 		}
 		strlist_add(done, mb.v[k]);
-		log_result(p->id, mb.v[k], to, "maildir", e->arrival_usec,
-		    "2.0.0", "sent", "delivered to maildir");
+		log_result(p->id, mb.v[k], to, "maildir", 0,
+		    e->arrival_usec, "2.0.0", "sent", "delivered to maildir");
 		out_note(o, SMTP_CLIENT_OK, "2.0.0", "delivered to maildir",
 		    "maildir");
 	}
@@ -621,7 +625,7 @@ finish_work(void *arg)
 			snprintf(o->text, sizeof(o->text), "%s", why);
 			snprintf(o->dsn, sizeof(o->dsn), "4.4.7");
 			st[i] = JOURNAL_BOUNCED;
-			log_result(p->id, e->rcpt[i].addr, NULL, o->relay,
+			log_result(p->id, e->rcpt[i].addr, NULL, o->relay, 0,
 			    e->arrival_usec, "4.4.7", "bounced", o->text);
 		}
 		if (st[i] == JOURNAL_DEFERRED && warn && !p->delayed[i])
@@ -786,7 +790,7 @@ group_done(struct remote_job *j)
 		status = rc->result == SMTP_CLIENT_OK ? "sent" :
 		    rc->result == SMTP_CLIENT_PERM ? "bounced" : "deferred";
 		log_result(p->id, t->addr, p->env.rcpt[t->rcpt].addr, j->relay,
-		    p->env.arrival_usec, dsn, status, text);
+		    j->conn_use, p->env.arrival_usec, dsn, status, text);
 		/* Remote-MTA only names a host that answered (RFC 3464 2.3.5) */
 		out_note(&p->out[t->rcpt], rc->result, dsn, text,
 		    rc->code != 0 ? j->relay : "none");

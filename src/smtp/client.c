@@ -1,11 +1,13 @@
 /*
- * client.c: the SMTP/LMTP client session: one message over one connection
- * on the loop thread, with a result per recipient. It decides no routing,
- * retry or bounce policy and logs at debug level only: the caller logs.
+ * client.c: the SMTP/LMTP client session: one message per run, over a new
+ * connection or one kept from an earlier run, on the loop thread, with a
+ * result per recipient. It decides no routing, retry, bounce or reuse
+ * policy and logs at debug level only: the caller logs.
  */
 #include "smtp/client.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -53,6 +55,7 @@ enum smtp_client_state {
 	SMTP_CLIENT_STATE_STARTTLS,	/* STARTTLS sent */
 	SMTP_CLIENT_STATE_TLS,		/* TLS handshake under way */
 	SMTP_CLIENT_STATE_AUTH,		/* AUTH exchange */
+	SMTP_CLIENT_STATE_IDLE,		/* a kept connection, MAIL not sent */
 	SMTP_CLIENT_STATE_TXN,		/* MAIL, RCPT..., DATA replies due */
 	SMTP_CLIENT_STATE_BODY,		/* streaming the message */
 	SMTP_CLIENT_STATE_DOT,		/* end of data sent, final reply due */
@@ -110,6 +113,34 @@ struct smtp_client {
 	char			 diag[CLIENT_DIAG_MAX];
 	char			 tls_info[CLIENT_TLS_INFO_MAX];
 	bool			 in_done;	/* done() is running */
+
+	/* connection reuse */
+	bool			 reused;	/* started on a kept
+						   connection */
+	bool			 peer_closing;	/* a 421 came (RFC 5321 3.8) */
+	bool			 keep;		/* CLOSED with bev still open,
+						   for smtp_client_take_conn */
+};
+
+/*
+ * A kept connection: what the session learnt before its first MAIL, moved
+ * out of the smtp_client that made it and back into the next one.
+ */
+struct smtp_client_conn {
+	struct event_base	*base;		/* borrowed */
+	struct bufferevent	*bev;		/* owned; TLS: the filter */
+	struct event		*timer;		/* owned: the idle limit */
+	struct smtp_client_opts	 o;		/* as in smtp_client */
+	char			 peer[CLIENT_PEER_MAX];
+	struct smtp_client_caps	 caps;
+	bool			 tls;
+	bool			 authed;
+	char			 tls_info[CLIENT_TLS_INFO_MAX];
+	bool			 gone;		/* reported: of no more use */
+	bool			 closed;	/* the peer closed or broke it:
+						   no QUIT */
+	smtp_client_conn_cb	 gone_cb;
+	void			*arg;
 };
 
 static void	client_read(struct smtp_client *);
@@ -127,6 +158,7 @@ static const char *const state_names[] = {
 	[SMTP_CLIENT_STATE_STARTTLS] = "starttls",
 	[SMTP_CLIENT_STATE_TLS] = "tls",
 	[SMTP_CLIENT_STATE_AUTH] = "auth",
+	[SMTP_CLIENT_STATE_IDLE] = "idle",
 	[SMTP_CLIENT_STATE_TXN] = "txn",
 	[SMTP_CLIENT_STATE_BODY] = "body",
 	[SMTP_CLIENT_STATE_DOT] = "dot",
@@ -160,6 +192,8 @@ client_step(const struct smtp_client *c)
 		return "performing the TLS handshake";
 	case SMTP_CLIENT_STATE_AUTH:
 		return "performing AUTH";
+	case SMTP_CLIENT_STATE_IDLE:
+		return "reusing the connection";
 	case SMTP_CLIENT_STATE_TXN:
 		if (c->nreplied == 0)
 			return "sending MAIL FROM";
@@ -360,7 +394,7 @@ client_release(struct smtp_client *c)
 {
 	if (c->state == SMTP_CLIENT_STATE_CLOSED)
 		return;
-	if (c->bev != NULL) {
+	if (c->bev != NULL && !c->keep) {
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
@@ -415,6 +449,35 @@ client_quit(struct smtp_client *c, enum smtp_client_status st,
 }
 
 /*
+ * Every final reply to the end of data is in: the transaction is over and
+ * none is open. Keep the connection for the caller if it asked and the
+ * peer is not closing it, else QUIT. diag as for client_quit().
+ */
+static void
+client_finish(struct smtp_client *c, const char *diag)
+{
+	if (!c->o.park || c->peer_closing) {
+		client_quit(c, SMTP_CLIENT_DONE, "%s", diag);
+		return;
+	}
+	c->keep = true;
+	client_close(c, SMTP_CLIENT_DONE, "%s", diag);
+}
+
+/* The kept connection broke or spoke before done(): hand out nothing. */
+static void
+client_unkeep(struct smtp_client *c)
+{
+	if (!c->keep)
+		return;
+	c->keep = false;
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+}
+
+/*
  * The connection broke (what: "lost connection with", "conversation with
  * ... timed out"): before MAIL the next host may be tried; after it every
  * rcpt still open is TEMP (it may have been delivered: at-least-once).
@@ -429,7 +492,10 @@ client_broken(struct smtp_client *c, const char *what)
 		return;
 	}
 	text_format(text, sizeof(text), what, c->peer, client_step(c));
-	if (!c->mail_sent) {
+	/* a kept connection lost before MAIL was answered: it had gone
+	   stale while it waited, and nothing was delivered */
+	if (!c->mail_sent || (c->reused && c->nreplied == 0 &&
+	    c->state == SMTP_CLIENT_STATE_TXN)) {
 		client_close(c, SMTP_CLIENT_NEXT_HOST, "%s", text);
 		return;
 	}
@@ -597,6 +663,11 @@ txn_reply(struct smtp_client *c, const struct smtp_resp *r)
 
 	reply_diag(c, r, diag, sizeof(diag));
 	c->nreplied++;
+	if (k == 0 && c->reused && r->code == 421) {
+		/* the kept connection is being closed: nothing was sent */
+		client_close(c, SMTP_CLIENT_NEXT_HOST, "%s", diag);
+		return;
+	}
 	if (k == 0) {					/* MAIL */
 		if (smtp_resp_classify(r->code) != SMTP_RESP_SUCCESS) {
 			c->mail_failed = true;
@@ -675,15 +746,14 @@ dot_reply(struct smtp_client *c, const struct smtp_resp *r)
 		/* RFC 2033 4.2: one reply per accepted rcpt, in RCPT order */
 		rcpt_set(&m->rcpt[c->acc[c->nfinal++]], result_of(r->code), r);
 		if (c->nfinal == c->nacc)
-			client_quit(c, SMTP_CLIENT_DONE, "%s", "");
+			client_finish(c, "");
 		else
 			client_arm(c);
 		return;
 	}
 	for (size_t i = 0; i < c->nacc; i++)
 		rcpt_set(&m->rcpt[c->acc[i]], result_of(r->code), r);
-	client_quit(c, SMTP_CLIENT_DONE, "%s",
-	    result_of(r->code) == SMTP_CLIENT_OK ? "" : diag);
+	client_finish(c, result_of(r->code) == SMTP_CLIENT_OK ? "" : diag);
 }
 
 /* ---- body --------------------------------------------------------- */
@@ -981,6 +1051,8 @@ client_reply(struct smtp_client *c, const struct smtp_resp *r)
 
 	log_debug("- smtpc reply %03d state=%s peer=%s", r->code,
 	    smtp_client_state_name(c->state), c->peer);
+	if (r->code == 421)
+		c->peer_closing = true;	/* never keep this connection */
 	switch (c->state) {
 	case SMTP_CLIENT_STATE_GREETING:
 		if (r->code == 220) {
@@ -1089,8 +1161,14 @@ client_read(struct smtp_client *c)
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
+	struct smtp_client *c = arg;
+
 	(void)bev;
-	client_read(arg);
+	if (c->state == SMTP_CLIENT_STATE_CLOSED) {
+		client_unkeep(c);	/* nothing may follow the last reply */
+		return;
+	}
+	client_read(c);
 }
 
 static void
@@ -1126,6 +1204,11 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	unsigned long e;
 	int	 err = errno;
 
+	if (c->state == SMTP_CLIENT_STATE_CLOSED) {
+		ERR_clear_error();
+		client_unkeep(c);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == SMTP_CLIENT_STATE_CONNECT) {
 			client_enter(c, SMTP_CLIENT_STATE_GREETING);
@@ -1160,24 +1243,60 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	client_broken(c, "lost connection with %s while %s");
 }
 
+/*
+ * Say QUIT on an idle connection now, without waiting for the 221: what
+ * the socket takes at once is sent, the rest is dropped with bev. Under
+ * TLS the filter encrypts as the line is added (bufferevent_openssl), so
+ * the socket's output then holds the record. Sent with send(): the
+ * bufferevent writes only from the loop.
+ */
+static void
+quit_now(struct bufferevent *bev)
+{
+	struct bufferevent *sock = bufferevent_get_underlying(bev);
+	struct evbuffer *out;
+	size_t	 len;
+
+	if (sock == NULL)
+		sock = bev;
+	if (evbuffer_add(bufferevent_get_output(bev), "QUIT\r\n", 6) == -1)
+		return;
+	out = bufferevent_get_output(sock);
+	if ((len = evbuffer_get_length(out)) == 0)
+		return;
+	(void)send(bufferevent_getfd(sock), evbuffer_pullup(out, -1), len,
+	    MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* The settings and the connection's strings and reference. */
+static void
+opts_fini(struct smtp_client_opts *o)
+{
+	free((char *)o->helo);
+	free((char *)o->peer_name);
+	free((char *)o->auth_user);
+	if (o->auth_pass != NULL) {
+		OPENSSL_cleanse((char *)o->auth_pass, strlen(o->auth_pass));
+		free((char *)o->auth_pass);
+	}
+	if (o->ssl_ctx != NULL)
+		SSL_CTX_free(o->ssl_ctx);
+	memset(o, 0, sizeof(*o));
+}
+
 static void
 client_free(struct smtp_client *c)
 {
-	if (c->bev != NULL)
+	if (c->bev != NULL) {
+		if (c->keep)	/* kept, and the caller did not take it */
+			quit_now(c->bev);
 		bufferevent_free(c->bev);
+	}
 	event_free(c->timer);
 	free(c->acc);
 	free(c->order);
 	free(c->chunk);
-	free((char *)c->o.helo);
-	free((char *)c->o.peer_name);
-	free((char *)c->o.auth_user);
-	if (c->o.auth_pass != NULL) {
-		OPENSSL_cleanse((char *)c->o.auth_pass, strlen(c->o.auth_pass));
-		free((char *)c->o.auth_pass);
-	}
-	if (c->o.ssl_ctx != NULL)
-		SSL_CTX_free(c->o.ssl_ctx);
+	opts_fini(&c->o);
 	free(c);
 }
 
@@ -1307,4 +1426,136 @@ smtp_client_abort(struct smtp_client *c)
 		client_close(c, SMTP_CLIENT_NEXT_HOST, "aborted");
 	event_del(c->timer);
 	client_run_done(c);
+}
+
+/* ---- kept connections --------------------------------------------- */
+
+/* Report conn gone once; closed: the peer ended it (no QUIT then). */
+static void
+conn_gone(struct smtp_client_conn *conn, bool closed, const char *why)
+{
+	if (conn->gone)
+		return;
+	conn->gone = true;
+	conn->closed = closed;
+	event_del(conn->timer);
+	if (closed)
+		bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+	log_debug("- smtpc kept connection %s peer=%s", why, conn->peer);
+	conn->gone_cb(conn->arg, conn);		/* may free conn */
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	/* an idle peer speaks only to say it is closing (421) */
+	conn_gone(arg, true, "spoke out of turn");
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	ERR_clear_error();
+	conn_gone(arg, true, "closed by the peer");
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_gone(arg, false, "idle too long");
+}
+
+struct smtp_client_conn *
+smtp_client_take_conn(struct smtp_client *c, int idle,
+    smtp_client_conn_cb gone, void *arg)
+{
+	struct smtp_client_conn *conn;
+	struct timeval tv = { idle, 0 };
+
+	if (c == NULL || !c->in_done || !c->keep || c->bev == NULL)
+		return NULL;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
+		client_unkeep(c);	/* more than the last reply came */
+		return NULL;
+	}
+	conn = xcalloc(1, sizeof(*conn));
+	conn->base = c->base;
+	conn->bev = c->bev;
+	c->bev = NULL;
+	c->keep = false;
+	conn->o = c->o;				/* its strings move too */
+	memset(&c->o, 0, sizeof(c->o));
+	memcpy(conn->peer, c->peer, sizeof(conn->peer));
+	conn->caps = c->caps;
+	conn->tls = c->tls;
+	conn->authed = c->authed;
+	memcpy(conn->tls_info, c->tls_info, sizeof(conn->tls_info));
+	conn->gone_cb = gone;
+	conn->arg = arg;
+	conn->timer = evtimer_new(conn->base, conn_timer_cb, conn);
+	if (conn->timer == NULL)
+		log_fatal("- smtpc evtimer_new failed");
+	if (idle > 0)
+		evtimer_add(conn->timer, &tv);
+	bufferevent_setcb(conn->bev, conn_read_cb, NULL, conn_event_cb, conn);
+	log_debug("- smtpc kept connection peer=%s idle=%d", conn->peer, idle);
+	return conn;
+}
+
+struct smtp_client *
+smtp_client_start_conn(struct smtp_client_conn *conn, bool park,
+    struct smtp_client_msg *m, smtp_client_done_cb done, void *arg)
+{
+	struct smtp_client *c = xcalloc(1, sizeof(*c));
+
+	assert(!conn->gone);
+	c->base = conn->base;
+	c->bev = conn->bev;
+	conn->bev = NULL;
+	c->o = conn->o;
+	memset(&conn->o, 0, sizeof(conn->o));
+	c->o.park = park;
+	memcpy(c->peer, conn->peer, sizeof(c->peer));
+	c->caps = conn->caps;
+	c->tls = conn->tls;
+	c->authed = conn->authed;
+	memcpy(c->tls_info, conn->tls_info, sizeof(c->tls_info));
+	smtp_client_conn_free(conn);		/* the empty shell */
+
+	c->timer = evtimer_new(c->base, client_timer_cb, c);
+	if (c->timer == NULL)
+		log_fatal("- smtpc evtimer_new failed");
+	c->m = m;
+	c->done = done;
+	c->arg = arg;
+	c->reused = true;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		rcpt_set_local(&m->rcpt[i], SMTP_CLIENT_PENDING, "", "");
+	bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
+	    client_event_cb, c);
+	c->state = SMTP_CLIENT_STATE_IDLE;
+	/* RFC 5321 3.3: after a completed transaction MAIL may follow at
+	   once; no RSET is needed */
+	txn_start(c);
+	return c;
+}
+
+void
+smtp_client_conn_free(struct smtp_client_conn *conn)
+{
+	if (conn == NULL)
+		return;
+	if (conn->bev != NULL) {
+		if (!conn->closed)
+			quit_now(conn->bev);
+		bufferevent_free(conn->bev);
+	}
+	event_free(conn->timer);
+	opts_fini(&conn->o);
+	free(conn);
 }

@@ -6,8 +6,11 @@
  * greets (EHLO, HELO fallback; LHLO for LMTP), upgrades with STARTTLS when
  * offered (or required), authenticates to a smarthost, sends MAIL, RCPT
  * (pipelined when offered) and DATA (dot-stuffed) or BDAT, and reports a
- * result per recipient. It decides no policy: the caller routes, retries
- * and bounces.
+ * result per recipient. A connection whose transaction ended normally may
+ * be kept open for the caller (struct smtp_client_conn) and carry the next
+ * message to the same peer. It decides no policy: the caller routes,
+ * retries, bounces and decides how long and how often a connection is
+ * used.
  */
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -81,6 +84,10 @@ struct smtp_client_opts {
 	int		 command_timeout; /* greeting, EHLO, MAIL, RCPT: 300 */
 	int		 data_timeout;	/* DATA init 120, blocks 180, end 600:
 					   one value here */
+	bool		 park;		/* keep the connection after a
+					   transaction that ended normally,
+					   for smtp_client_take_conn(),
+					   instead of QUIT */
 };
 
 enum smtp_client_status {
@@ -120,5 +127,48 @@ struct smtp_client *smtp_client_start(struct event_base *base,
  * does nothing; after done, c is gone.
  */
 void	smtp_client_abort(struct smtp_client *c);
+
+/*
+ * A connection between transactions: greeted, EHLO (and TLS, AUTH) done,
+ * no transaction open. Its owner hands it to smtp_client_start_conn() or
+ * smtp_client_conn_free(), exactly once.
+ */
+struct smtp_client_conn;
+
+/*
+ * The parked connection is of no more use: the peer closed it or spoke out
+ * of turn (a 421), or it was idle too long. Runs at most once, on the
+ * loop; the owner should free conn (it may do so inside the callback).
+ */
+typedef void (*smtp_client_conn_cb)(void *arg, struct smtp_client_conn *conn);
+
+/*
+ * Inside done() only: the connection, if o->park was set and the
+ * transaction ended normally (every final reply to the end of data read,
+ * no 421, nothing unexpected after it, still open); else NULL. The caller
+ * owns it from then on. While it waits, gone(arg, conn) runs if it closes,
+ * or once idle seconds pass (0: never). A connection not taken is closed
+ * with QUIT when c is freed.
+ */
+struct smtp_client_conn *smtp_client_take_conn(struct smtp_client *c,
+	    int idle, smtp_client_conn_cb gone, void *arg);
+/*
+ * Deliver m over conn as smtp_client_start() does, from MAIL on: the
+ * greeting, EHLO, TLS and AUTH of its first message hold (peer name, TLS
+ * info and timeouts too). Takes ownership of conn, which must not have
+ * been reported gone. park: as o->park. If the peer turns out to have
+ * closed conn before it answers MAIL (lost connection, time out, 421),
+ * done() gets NEXT_HOST: nothing was delivered, a new connection may be
+ * tried. done() never runs inside this call.
+ */
+struct smtp_client *smtp_client_start_conn(struct smtp_client_conn *conn,
+	    bool park, struct smtp_client_msg *m, smtp_client_done_cb done,
+	    void *arg);
+/*
+ * Close conn: if it is still open, QUIT is sent without waiting for the
+ * 221 (nothing is pending on it, and the loop may be stopping). Frees it;
+ * NULL is fine.
+ */
+void	smtp_client_conn_free(struct smtp_client_conn *conn);
 
 #endif

@@ -155,6 +155,7 @@ assert_defaults(const struct config *c)
 	assert_int_equal(c->retry_max, 4000);
 	assert_int_equal(c->max_lifetime, 432000);
 	assert_int_equal(c->max_deliveries, 8);
+	assert_int_equal(c->connection_reuse_time, 5);
 }
 
 static void
@@ -379,6 +380,15 @@ static const struct key_case {
 	BAD("auth", failure_window, "5M", "unknown unit"),
 	OK_NULL("auth", sender_map_file, ""),
 	OK_S("auth", sender_map_file, "etc/sender_map", "etc/sender_map"),
+
+	OK_I("delivery", connection_reuse_time, "0", 0),
+	OK_I("delivery", connection_reuse_time, "5s", 5),
+	OK_I("delivery", connection_reuse_time, "5m", 300),
+	OK_I("delivery", connection_reuse_time, "300", 300),
+	BAD("delivery", connection_reuse_time, "301",
+	    "'301' is out of range (0..300 seconds)"),
+	BAD("delivery", connection_reuse_time, "-1", "is not a number"),
+	BAD("delivery", connection_reuse_time, "5x", "unknown unit"),
 
 	OK_I("queue", retry_initial, "1", 1),
 	OK_I("queue", retry_initial, "4000", 4000),

@@ -100,6 +100,18 @@ str_lower(char *s)
 }
 
 bool
+str_case_eq(const char *s, size_t len, const char *lit)
+{
+	if (strlen(lit) != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (ascii_lower((unsigned char)s[i]) !=
+		    ascii_lower((unsigned char)lit[i]))
+			return false;
+	return true;
+}
+
+bool
 str_case_prefix(const char *s, size_t len, const char *prefix)
 {
 	size_t	 plen = strlen(prefix);

@@ -22,6 +22,22 @@ char	*xstrndup(const char *s, size_t n);
 char	*xasprintf(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));	/* checked formats */
 
+/* ASCII-only predicates, independent of the locale. */
+static inline bool
+ascii_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static inline unsigned char
+ascii_lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* s[0..len) equals the NUL-terminated lit, ASCII case-insensitively. */
+bool	 str_case_eq(const char *s, size_t len, const char *lit);
+
 /* ASCII-only case folding, in place; returns s. */
 char	*str_lower(char *s);
 bool	 str_case_prefix(const char *s, size_t len, const char *prefix);

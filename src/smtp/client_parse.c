@@ -7,31 +7,7 @@
 
 #include <string.h>
 
-static bool
-is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static unsigned char
-to_lower(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
-/* s[0..len) equals the NUL-terminated lit, ASCII case-insensitively. */
-static bool
-eq_nocase(const char *s, size_t len, const char *lit)
-{
-	size_t	 i;
-
-	if (strlen(lit) != len)
-		return false;
-	for (i = 0; i < len; i++)
-		if (to_lower(s[i]) != to_lower(lit[i]))
-			return false;
-	return true;
-}
+#include "core/util.h"
 
 static bool
 is_space(unsigned char c)
@@ -79,7 +55,7 @@ line_head(const char *s, size_t n, bool complete, int *code, bool *last)
 	size_t	 i;
 
 	for (i = 0; i < n && i < 3; i++)
-		if (!is_digit(s[i]))
+		if (!ascii_digit(s[i]))
 			return SMTP_RESP_PARSE_SYNTAX;
 	if (n >= 3)
 		*code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
@@ -112,7 +88,7 @@ enh_len(const char *s, size_t n, int code)
 		return 0;
 	i = 2;
 	for (part = 0; part < 2; part++) {
-		for (d = 0; i < n && d < 3 && is_digit(s[i]); d++)
+		for (d = 0; i < n && d < 3 && ascii_digit(s[i]); d++)
 			i++;
 		if (d == 0)
 			return 0;
@@ -315,7 +291,7 @@ caps_size(const char *s, size_t len)
 		i++;
 	if (i == len)
 		return 0;
-	for (; i < len && is_digit(s[i]); i++) {
+	for (; i < len && ascii_digit(s[i]); i++) {
 		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
 			return 0;
 		v = v * 10 + (uint64_t)(s[i] - '0');
@@ -341,7 +317,7 @@ caps_mechs(const char *s, size_t len)
 		while (i < len && !is_space(s[i]))
 			i++;
 		for (k = 0; k < sizeof(caps_auth) / sizeof(caps_auth[0]); k++)
-			if (eq_nocase(s + start, i - start, caps_auth[k].name))
+			if (str_case_eq(s + start, i - start, caps_auth[k].name))
 				bits |= caps_auth[k].bit;
 	}
 }
@@ -358,7 +334,7 @@ smtp_client_caps_line(const char *s, size_t len,
 		i++;
 	for (kw = i; kw < len && !is_space(s[kw]) && s[kw] != '='; kw++)
 		;
-	if (eq_nocase(s + i, kw - i, "AUTH")) {
+	if (str_case_eq(s + i, kw - i, "AUTH")) {
 		/* "AUTH=" is the pre-RFC 4954 form some servers still send. */
 		if (kw < len)
 			caps->auth |= caps_mechs(s + kw + 1, len - kw - 1);
@@ -366,13 +342,13 @@ smtp_client_caps_line(const char *s, size_t len,
 	}
 	if (kw < len && s[kw] == '=')
 		return;
-	if (eq_nocase(s + i, kw - i, "SIZE")) {
+	if (str_case_eq(s + i, kw - i, "SIZE")) {
 		caps->size = true;
 		caps->size_max = caps_size(s + kw, len - kw);
 		return;
 	}
 	for (k = 0; k < sizeof(caps_flags) / sizeof(caps_flags[0]); k++)
-		if (eq_nocase(s + i, kw - i, caps_flags[k].name)) {
+		if (str_case_eq(s + i, kw - i, caps_flags[k].name)) {
 			*(bool *)((char *)caps + caps_flags[k].off) = true;
 			return;
 		}

@@ -8,6 +8,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "core/util.h"
+
 /* MAIL parameters seen so far: a second one is a syntax error. */
 #define SEEN_SIZE	0x01u
 #define SEEN_BODY	0x02u
@@ -57,44 +59,18 @@ is_alpha(unsigned char c)
 }
 
 static bool
-is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static unsigned char
-to_lower(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
-/* s[0..len) equals the NUL-terminated lit, ASCII case-insensitively. */
-static bool
-eq_nocase(const char *s, size_t len, const char *lit)
-{
-	size_t	 i;
-
-	if (strlen(lit) != len)
-		return false;
-	for (i = 0; i < len; i++)
-		if (to_lower(s[i]) != to_lower(lit[i]))
-			return false;
-	return true;
-}
-
-static bool
 prefix_nocase(const char *s, size_t len, const char *lit)
 {
 	size_t	 n = strlen(lit);
 
-	return len >= n && eq_nocase(s, n, lit);
+	return len >= n && str_case_eq(s, n, lit);
 }
 
 /* RFC 5322 3.2.3 atext, ASCII part. */
 static bool
 is_atext(unsigned char c)
 {
-	return is_alpha(c) || is_digit(c) || (c != '\0' &&
+	return is_alpha(c) || ascii_digit(c) || (c != '\0' &&
 	    strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
@@ -213,7 +189,7 @@ domain_check(const unsigned char *s, size_t len, bool allow_us, bool *utf8)
 					return SMTP_PARSE_ADDR;
 				*utf8 = true;
 				i += n;
-			} else if (is_alpha(s[i]) || is_digit(s[i]) ||
+			} else if (is_alpha(s[i]) || ascii_digit(s[i]) ||
 			    s[i] == '-' || (allow_us && s[i] == '_'))
 				i++;
 			else
@@ -263,7 +239,7 @@ addr_put(struct smtp_addr *out, size_t *pos, const unsigned char *s,
 	size_t	 i;
 
 	for (i = 0; i < n; i++)
-		out->addr[*pos + i] = lower ? to_lower(s[i]) : s[i];
+		out->addr[*pos + i] = lower ? ascii_lower(s[i]) : s[i];
 	*pos += n;
 	out->addr[*pos] = '\0';
 }
@@ -344,7 +320,7 @@ smtp_parse_cmd(const char *line, size_t len, struct smtp_cmd *out)
 	sp = len == 0 ? NULL : memchr(line, ' ', len);
 	vlen = sp == NULL ? len : (size_t)(sp - line);
 	for (i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
-		if (eq_nocase(line, vlen, smtp_verbs[i].name)) {
+		if (str_case_eq(line, vlen, smtp_verbs[i].name)) {
 			out->verb = smtp_verbs[i].verb;
 			break;
 		}
@@ -454,7 +430,7 @@ param_split(const char *s, size_t len, struct param *pm)
 	if (pm->key_len == 0)
 		return SMTP_PARSE_PARAM_SYNTAX;
 	for (i = 0; i < pm->key_len; i++)
-		if (!is_alpha(s[i]) && !is_digit(s[i]) &&
+		if (!is_alpha(s[i]) && !ascii_digit(s[i]) &&
 		    (i == 0 || s[i] != '-'))
 			return SMTP_PARSE_PARAM_SYNTAX;
 	if (pm->val != NULL && pm->val_len == 0)
@@ -487,7 +463,7 @@ size_param(const struct param *pm, uint64_t *size)
 	if (pm->val == NULL || pm->val_len > SMTP_SIZE_DIGITS)
 		return SMTP_PARSE_PARAM_SYNTAX;
 	for (i = 0; i < pm->val_len; i++) {
-		if (!is_digit(pm->val[i]))
+		if (!ascii_digit(pm->val[i]))
 			return SMTP_PARSE_PARAM_SYNTAX;
 		if (v > (UINT64_MAX - (pm->val[i] - '0')) / 10)
 			return SMTP_PARSE_PARAM_SYNTAX;
@@ -502,17 +478,17 @@ mail_param(const struct param *pm, unsigned *seen, struct smtp_mail_cmd *out)
 {
 	unsigned	 bit;
 
-	if (eq_nocase(pm->key, pm->key_len, "SIZE"))
+	if (str_case_eq(pm->key, pm->key_len, "SIZE"))
 		bit = SEEN_SIZE;
-	else if (eq_nocase(pm->key, pm->key_len, "BODY"))
+	else if (str_case_eq(pm->key, pm->key_len, "BODY"))
 		bit = SEEN_BODY;
-	else if (eq_nocase(pm->key, pm->key_len, "SMTPUTF8"))
+	else if (str_case_eq(pm->key, pm->key_len, "SMTPUTF8"))
 		bit = SEEN_SMTPUTF8;
-	else if (eq_nocase(pm->key, pm->key_len, "RET"))
+	else if (str_case_eq(pm->key, pm->key_len, "RET"))
 		bit = SEEN_RET;
-	else if (eq_nocase(pm->key, pm->key_len, "ENVID"))
+	else if (str_case_eq(pm->key, pm->key_len, "ENVID"))
 		bit = SEEN_ENVID;
-	else if (eq_nocase(pm->key, pm->key_len, "AUTH"))
+	else if (str_case_eq(pm->key, pm->key_len, "AUTH"))
 		bit = SEEN_AUTH;
 	else
 		return SMTP_PARSE_PARAM_UNKNOWN;
@@ -528,9 +504,9 @@ mail_param(const struct param *pm, unsigned *seen, struct smtp_mail_cmd *out)
 		/* RFC 6152 2; BINARYMIME (RFC 3030) needs CHUNKING we lack. */
 		if (pm->val == NULL)
 			return SMTP_PARSE_PARAM_SYNTAX;
-		if (eq_nocase(pm->val, pm->val_len, "7BIT"))
+		if (str_case_eq(pm->val, pm->val_len, "7BIT"))
 			out->body = SMTP_BODYTYPE_7BIT;
-		else if (eq_nocase(pm->val, pm->val_len, "8BITMIME"))
+		else if (str_case_eq(pm->val, pm->val_len, "8BITMIME"))
 			out->body = SMTP_BODYTYPE_8BITMIME;
 		else
 			return SMTP_PARSE_BODY;
@@ -545,9 +521,9 @@ mail_param(const struct param *pm, unsigned *seen, struct smtp_mail_cmd *out)
 		/* RFC 3461 4.3 */
 		if (pm->val == NULL)
 			return SMTP_PARSE_PARAM_SYNTAX;
-		if (eq_nocase(pm->val, pm->val_len, "FULL"))
+		if (str_case_eq(pm->val, pm->val_len, "FULL"))
 			out->ret = SMTP_RET_FULL;
-		else if (eq_nocase(pm->val, pm->val_len, "HDRS"))
+		else if (str_case_eq(pm->val, pm->val_len, "HDRS"))
 			out->ret = SMTP_RET_HDRS;
 		else
 			return SMTP_PARSE_PARAM_SYNTAX;
@@ -578,13 +554,13 @@ notify_param(const struct param *pm, unsigned *notify)
 	for (;;) {
 		comma = memchr(s, ',', end - s);
 		n = (comma == NULL ? end : comma) - s;
-		if (eq_nocase(s, n, "NEVER"))
+		if (str_case_eq(s, n, "NEVER"))
 			bit = SMTP_NOTIFY_NEVER;
-		else if (eq_nocase(s, n, "SUCCESS"))
+		else if (str_case_eq(s, n, "SUCCESS"))
 			bit = SMTP_NOTIFY_SUCCESS;
-		else if (eq_nocase(s, n, "FAILURE"))
+		else if (str_case_eq(s, n, "FAILURE"))
 			bit = SMTP_NOTIFY_FAILURE;
-		else if (eq_nocase(s, n, "DELAY"))
+		else if (str_case_eq(s, n, "DELAY"))
 			bit = SMTP_NOTIFY_DELAY;
 		else
 			return SMTP_PARSE_PARAM_SYNTAX;
@@ -614,7 +590,7 @@ orcpt_param(const struct param *pm, char *out)
 	if (tlen == 0 || tlen + 1 == pm->val_len)
 		return SMTP_PARSE_PARAM_SYNTAX;
 	for (i = 0; i < tlen; i++)
-		if (!is_alpha(pm->val[i]) && !is_digit(pm->val[i]) &&
+		if (!is_alpha(pm->val[i]) && !ascii_digit(pm->val[i]) &&
 		    pm->val[i] != '-')
 			return SMTP_PARSE_PARAM_SYNTAX;
 	if (!smtp_xtext_valid(semi + 1, pm->val_len - tlen - 1,
@@ -628,13 +604,13 @@ orcpt_param(const struct param *pm, char *out)
 static int
 rcpt_param(const struct param *pm, unsigned *seen, struct smtp_rcpt_cmd *out)
 {
-	if (eq_nocase(pm->key, pm->key_len, "NOTIFY")) {
+	if (str_case_eq(pm->key, pm->key_len, "NOTIFY")) {
 		if (*seen & SEEN_NOTIFY)
 			return SMTP_PARSE_PARAM_SYNTAX;
 		*seen |= SEEN_NOTIFY;
 		return notify_param(pm, &out->notify);
 	}
-	if (eq_nocase(pm->key, pm->key_len, "ORCPT")) {
+	if (str_case_eq(pm->key, pm->key_len, "ORCPT")) {
 		if (*seen & SEEN_ORCPT)
 			return SMTP_PARSE_PARAM_SYNTAX;
 		*seen |= SEEN_ORCPT;
@@ -728,7 +704,7 @@ smtp_parse_rcpt(const char *arg, size_t len, bool utf8,
 	if ((rc = cmd_front(arg, len, "TO:", &off, &plen)) != 0)
 		return rc;
 	/* RFC 5321 4.1.1.3: "<Postmaster>" without domain, any case. */
-	if (eq_nocase(arg + off, plen, "<postmaster>")) {
+	if (str_case_eq(arg + off, plen, "<postmaster>")) {
 		memcpy(out->to.addr, "postmaster", 11);
 		out->to.local_len = 10;
 	} else if ((rc = smtp_parse_path(arg + off, plen, false,
@@ -748,7 +724,7 @@ smtp_parse_rcpt(const char *arg, size_t len, bool utf8,
 static bool
 is_upper_hex(unsigned char c)
 {
-	return is_digit(c) || (c >= 'A' && c <= 'F');
+	return ascii_digit(c) || (c >= 'A' && c <= 'F');
 }
 
 bool
@@ -777,7 +753,7 @@ smtp_xtext_valid(const char *s, size_t len, size_t max)
 static int
 hex_val(unsigned char c)
 {
-	return is_digit(c) ? c - '0' : c - 'A' + 10;
+	return ascii_digit(c) ? c - '0' : c - 'A' + 10;
 }
 
 long

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dirsync.h"
 #include "core/util.h"
 
 #define MAILDIR_BUF_CAP		(64 * 1024)
@@ -265,7 +266,7 @@ maildir_header_ok(const char *s)
 }
 
 int
-maildir_deliver(const char *dir, int fd, off_t body_off,
+maildir_deliver(struct dirsync *ds, const char *dir, int fd, off_t body_off,
     const char *return_path, const char *delivered_to,
     const char *hostname, char *err, size_t errlen)
 {
@@ -367,7 +368,8 @@ maildir_deliver(const char *dir, int fd, off_t body_off,
 
 	step = "fsync";
 	where = newdir;
-	if (fsync_dir(newdir) == -1)
+	if (dirsync_sync(ds, newdir) == -1)	/* shared with concurrent
+						   deliveries to this box */
 		goto fail;
 	rc = 0;
 	goto out;

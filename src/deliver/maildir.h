@@ -12,10 +12,15 @@
  * (CRLF lines) into the Maildir dir, creating dir/{tmp,new,cur} as
  * needed, with LF line ends, "Return-Path: <return_path>" and
  * "Delivered-To: delivered_to" first; Return-Path headers of the content
- * are dropped. hostname goes into the unique file name. Returns 0, or -1
+ * are dropped. hostname goes into the unique file name. The sync of new/
+ * goes through ds (shared with concurrent deliveries; NULL: its own
+ * fsync). Returns 0, or -1
  * with err set (a temporary failure: nothing is left in new/).
  */
-int	maildir_deliver(const char *dir, int fd, off_t body_off,
+struct dirsync;
+
+int	maildir_deliver(struct dirsync *ds, const char *dir, int fd,
+	    off_t body_off,
 	    const char *return_path, const char *delivered_to,
 	    const char *hostname, char *err, size_t errlen);
 

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dirsync.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "deliver/dsn.h"
@@ -61,7 +62,8 @@ struct sched {
 	struct spool		*sp;	/* borrowed */
 	struct workq		*wq;	/* borrowed */
 	const struct local_db	*ldb;	/* borrowed */
-	struct remote		*remote;	/* owned or NULL */
+	struct remote		*remote;	/* borrowed or NULL */
+	struct dirsync		*ds;	/* owned: Maildir new/ syncs */
 	struct qmsg		*ready_head, *ready_tail;
 	struct qmsg		*all;	/* owned: every message it knows */
 	struct dest		*dests[SCHED_DEST_BUCKETS];	/* owned */
@@ -347,7 +349,7 @@ route_rcpt(struct pass *p, size_t i, struct strlist *done)
 			    "not usable as a path", "maildir");
 			continue;
 		}
-		if (maildir_deliver(path, p->fd, (off_t)p->body_off, e->from,
+		if (maildir_deliver(p->s->ds, path, p->fd, (off_t)p->body_off, e->from,
 		    mb.v[k], p->cfg->hostname, err, sizeof(err)) == -1) {
 			log_result(p->id, mb.v[k], to, "maildir", 0,
 			    e->arrival_usec, "4.2.0", "deferred", err);
@@ -977,6 +979,7 @@ sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
 	s->sp = sp;
 	s->wq = wq;
 	s->ldb = ldb;
+	s->ds = dirsync_new();
 	return s;
 }
 
@@ -1025,6 +1028,7 @@ sched_free(struct sched *s)
 	/* call after the workers stopped: no job holds a qmsg */
 	while (s->all != NULL)
 		qmsg_free(s->all);
+	dirsync_free(s->ds);
 	for (size_t i = 0; i < SCHED_DEST_BUCKETS; i++)
 		while (s->dests[i] != NULL) {
 			struct dest *d = s->dests[i];

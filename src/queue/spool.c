@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dirsync.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -27,17 +28,7 @@ struct spool {
 	struct qid_gen	 gen;		/* guarded by gen_mtx */
 	pthread_mutex_t	 gen_mtx;	/* workers queue bounces too */
 
-	/*
-	 * Group commit of queue/: a committer bumps renamed, then waits until
-	 * synced covers its number; one waiter at a time runs the fsync and
-	 * covers every rename made before it started.
-	 */
-	pthread_mutex_t	 mtx;
-	pthread_cond_t	 cond;
-	uint64_t	 renamed;	/* guarded by mtx */
-	uint64_t	 synced;	/* guarded by mtx */
-	bool		 syncing;	/* guarded by mtx */
-	int		 sync_err;	/* guarded by mtx: errno of last fsync */
+	struct dirsync	*ds;		/* owned: group commit of queue/ */
 };
 
 struct commit_job {
@@ -76,9 +67,8 @@ spool_open(const char *dir, struct workq *wq)
 	sp->tmp_dir = xasprintf("%s/tmp", dir);
 	sp->queue_dir = xasprintf("%s/queue", dir);
 	sp->wq = wq;
-	pthread_mutex_init(&sp->mtx, NULL);
 	pthread_mutex_init(&sp->gen_mtx, NULL);
-	pthread_cond_init(&sp->cond, NULL);
+	sp->ds = dirsync_new();
 	if (mkdir_p(sp->tmp_dir, 0700) == -1 ||
 	    mkdir_p(sp->queue_dir, 0700) == -1 ||
 	    clean_tmp(sp->tmp_dir) == -1) {
@@ -96,9 +86,8 @@ spool_close(struct spool *sp)
 {
 	if (sp == NULL)
 		return;
-	pthread_mutex_destroy(&sp->mtx);
 	pthread_mutex_destroy(&sp->gen_mtx);
-	pthread_cond_destroy(&sp->cond);
+	dirsync_free(sp->ds);
 	free(sp->dir);
 	free(sp->tmp_dir);
 	free(sp->queue_dir);
@@ -178,35 +167,7 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 static int
 group_sync(struct spool *sp)
 {
-	uint64_t	 mine;
-	int		 err = 0;
-
-	pthread_mutex_lock(&sp->mtx);
-	mine = ++sp->renamed;
-	while (sp->synced < mine) {
-		if (sp->syncing) {
-			pthread_cond_wait(&sp->cond, &sp->mtx);
-			continue;
-		}
-		uint64_t target = sp->renamed;
-
-		sp->syncing = true;
-		pthread_mutex_unlock(&sp->mtx);
-		int rc = fsync_dir(sp->queue_dir);
-		int e = rc == -1 ? errno : 0;
-		pthread_mutex_lock(&sp->mtx);
-		sp->syncing = false;
-		sp->sync_err = e;
-		if (e == 0)
-			sp->synced = target;
-		pthread_cond_broadcast(&sp->cond);
-		if (e != 0) {
-			err = e;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&sp->mtx);
-	return err;
+	return dirsync_sync(sp->ds, sp->queue_dir) == -1 ? errno : 0;
 }
 
 static void

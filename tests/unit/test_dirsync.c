@@ -1,0 +1,93 @@
+/* test_dirsync.c: shared directory syncs from many threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/dirsync.h"
+
+#define THREADS	8
+#define CALLS	200
+
+struct arg {
+	struct dirsync	*ds;
+	const char	*dir[2];
+	int		 failures;
+};
+
+static void *
+worker(void *p)
+{
+	struct arg	*a = p;
+
+	for (int i = 0; i < CALLS; i++)
+		if (dirsync_sync(a->ds, a->dir[i % 2]) != 0)
+			a->failures++;
+	return NULL;
+}
+
+static void
+test_many_threads(void **state)
+{
+	char	 base[] = "/tmp/petrel-dirsync-XXXXXX", d1[64], d2[64];
+	pthread_t t[THREADS];
+	struct arg a[THREADS];
+	struct dirsync *ds = dirsync_new();
+
+	(void)state;
+	assert_non_null(mkdtemp(base));
+	snprintf(d1, sizeof(d1), "%s/a", base);
+	snprintf(d2, sizeof(d2), "%s/b", base);
+	assert_int_equal(mkdir(d1, 0700), 0);
+	assert_int_equal(mkdir(d2, 0700), 0);
+	for (int i = 0; i < THREADS; i++) {
+		a[i] = (struct arg){ ds, { d1, d2 }, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, worker, &a[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(a[i].failures, 0);
+	}
+	dirsync_free(ds);	/* no entry may be left: ASan would see it */
+	rmdir(d1);
+	rmdir(d2);
+	rmdir(base);
+}
+
+static void
+test_errors(void **state)
+{
+	struct dirsync *ds = dirsync_new();
+
+	(void)state;
+	errno = 0;
+	assert_int_equal(dirsync_sync(ds, "/nonexistent/petrel"), -1);
+	assert_int_equal(errno, ENOENT);
+	/* after a failure the same directory works again */
+	assert_int_equal(dirsync_sync(ds, "/tmp"), 0);
+	/* no group: a plain fsync */
+	assert_int_equal(dirsync_sync(NULL, "/tmp"), 0);
+	assert_int_equal(dirsync_sync(NULL, "/nonexistent/petrel"), -1);
+	dirsync_free(ds);
+	dirsync_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_many_threads),
+		cmocka_unit_test(test_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -99,6 +99,16 @@ str_lower(char *s)
 	return s;
 }
 
+uint32_t
+str_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
 bool
 str_case_eq(const char *s, size_t len, const char *lit)
 {

@@ -38,6 +38,9 @@ ascii_lower(unsigned char c)
 /* s[0..len) equals the NUL-terminated lit, ASCII case-insensitively. */
 bool	 str_case_eq(const char *s, size_t len, const char *lit);
 
+/* FNV-1a of the bytes of s, for the small hash tables of this program. */
+uint32_t str_hash(const char *s);
+
 /* ASCII-only case folding, in place; returns s. */
 char	*str_lower(char *s);
 bool	 str_case_prefix(const char *s, size_t len, const char *prefix);

@@ -100,10 +100,8 @@ park_key(const struct remote_job *j, char *out, size_t cap)
 static struct rpark **
 park_bucket(struct remote *r, const char *key)
 {
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	uint32_t	 h = str_hash(key);
 
-	for (const char *c = key; *c != '\0'; c++)
-		h = (h ^ (unsigned char)*c) * 16777619u;
 	return &r->parked[h % REMOTE_PARK_BUCKETS];
 }
 

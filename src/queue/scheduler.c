@@ -749,11 +749,9 @@ finish_done(void *arg)
 static struct dest *
 dest_get(struct sched *s, const char *key)
 {
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	uint32_t	 h = str_hash(key);
 	struct dest	*d;
 
-	for (const char *c = key; *c != '\0'; c++)
-		h = (h ^ (unsigned char)*c) * 16777619u;
 	for (d = s->dests[h % SCHED_DEST_BUCKETS]; d != NULL; d = d->next)
 		if (strcmp(d->key, key) == 0)
 			return d;

@@ -63,10 +63,8 @@ smtp_sess_enter(struct smtp_session *s, enum smtp_state st)
 static struct client_count **
 client_slot(struct smtp_server *srv, const char *addr)
 {
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	uint32_t	 h = str_hash(addr);
 
-	for (const char *p = addr; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
 	struct client_count **pp = &srv->clients[h % SMTP_CLIENT_BUCKETS];
 	while (*pp != NULL && strcmp((*pp)->addr, addr) != 0)
 		pp = &(*pp)->next;

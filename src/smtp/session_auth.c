@@ -98,13 +98,11 @@ smtp_sess_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *c)
 static struct auth_fail **
 auth_fail_slot(struct smtp_server *srv, const char *addr)
 {
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	uint32_t	 h = str_hash(addr);
 	uint64_t	 now = now_usec();
 	uint64_t	 window = (uint64_t)srv->cfg->auth_failure_window *
 	    1000000u;
 
-	for (const char *p = addr; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
 	struct auth_fail **pp = &srv->auth_fails[h % SMTP_CLIENT_BUCKETS];
 	while (*pp != NULL) {
 		struct auth_fail *f = *pp;

@@ -651,74 +651,77 @@ remote_free(struct remote *r)
 	free(r);
 }
 
+/*
+ * The next "dest=target" item of an lmtp_routes value at *p: 1 with the
+ * item in key/klen and target/tlen (an item without '=' or with an empty
+ * side has klen or tlen 0), 0 at the end.
+ */
+static int
+lmtp_next(const char **p, const char **key, size_t *klen,
+    const char **target, size_t *tlen)
+{
+	const char *eq;
+	size_t	 n;
+
+	*p += strspn(*p, ", \t");
+	if ((n = strcspn(*p, ", \t")) == 0)
+		return 0;
+	*key = *p;
+	eq = memchr(*p, '=', n);
+	*klen = eq != NULL ? (size_t)(eq - *p) : 0;
+	*target = eq != NULL ? eq + 1 : *p + n;
+	*tlen = eq != NULL ? n - *klen - 1 : 0;
+	*p += n;
+	return 1;
+}
+
 const char *
 remote_lmtp_route(const struct config *cfg, const char *addr, char *buf,
     size_t cap)
 {
 	const char *p = cfg->lmtp_routes, *at = strrchr(addr, '@');
 	const char *domain = at != NULL ? at + 1 : "";
-	bool	 found_domain = false;
-	char	 dom_target[512] = "";
+	const char *key, *target, *dom_target = NULL;
+	size_t	 klen, tlen, dom_tlen = 0;
 
 	if (p == NULL)
 		return NULL;
-	while (*p != '\0') {
-		size_t	 n, klen;
-		const char *eq;
-
-		p += strspn(p, ", \t");
-		n = strcspn(p, ", \t");
-		if (n == 0)
+	while (lmtp_next(&p, &key, &klen, &target, &tlen)) {
+		if (klen == 0 || tlen == 0)
+			continue;
+		if (klen == strlen(addr) && strncasecmp(key, addr, klen) == 0 &&
+		    tlen < cap) {
+			dom_target = target;	/* user@domain wins */
+			dom_tlen = tlen;
 			break;
-		eq = memchr(p, '=', n);
-		if (eq != NULL) {
-			klen = (size_t)(eq - p);
-			size_t tlen = n - klen - 1;
-
-			if (klen == strlen(addr) &&
-			    strncasecmp(p, addr, klen) == 0 && tlen < cap) {
-				memcpy(buf, eq + 1, tlen);
-				buf[tlen] = '\0';
-				return buf;	/* user@domain wins */
-			}
-			if (klen == strlen(domain) &&
-			    strncasecmp(p, domain, klen) == 0 &&
-			    tlen < sizeof(dom_target)) {
-				memcpy(dom_target, eq + 1, tlen);
-				dom_target[tlen] = '\0';
-				found_domain = true;
-			}
 		}
-		p += n;
+		if (klen == strlen(domain) &&
+		    strncasecmp(key, domain, klen) == 0) {
+			dom_target = target;	/* the last one counts */
+			dom_tlen = tlen;
+		}
 	}
-	if (!found_domain || strlen(dom_target) >= cap)
+	if (dom_target == NULL || dom_tlen >= cap)
 		return NULL;
-	snprintf(buf, cap, "%s", dom_target);
+	memcpy(buf, dom_target, dom_tlen);
+	buf[dom_tlen] = '\0';
 	return buf;
 }
 
 int
 remote_lmtp_check(const struct config *cfg, char *err, size_t errlen)
 {
-	const char *p = cfg->lmtp_routes;
+	const char *p = cfg->lmtp_routes, *key, *target;
+	size_t	 klen, tlen;
 
 	if (p == NULL)
 		return 0;
-	while (*p != '\0') {
-		size_t	 n;
-		const char *eq;
-
-		p += strspn(p, ", \t");
-		n = strcspn(p, ", \t");
-		if (n == 0)
-			break;
-		eq = memchr(p, '=', n);
-		if (eq == NULL || eq == p || eq == p + n - 1) {
+	while (lmtp_next(&p, &key, &klen, &target, &tlen))
+		if (klen == 0 || tlen == 0) {
 			snprintf(err, errlen, "[delivery] lmtp_routes: '%.*s': "
-			    "use dest=host:port or dest=unix:/path", (int)n, p);
+			    "use dest=host:port or dest=unix:/path",
+			    (int)(target + tlen - key), key);
 			return -1;
 		}
-		p += n;
-	}
 	return 0;
 }

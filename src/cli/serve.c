@@ -128,6 +128,15 @@ cli_serve(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
+	if (remote_lmtp_check(cfg, err, sizeof(err)) == -1) {
+		/* the same refusal as "petrel check" */
+		fprintf(stderr, "petrel: refusing to start: %s: %s\n", path,
+		    err);
+		table_free(users);
+		table_free(aliases);
+		config_free(cfg);
+		return 1;
+	}
 	if (cfg->sender_map_file != NULL &&
 	    table_load(cfg->sender_map_file, 0, &sender_map, err, sizeof(err))
 	    == -1) {

@@ -57,6 +57,22 @@ def test_serve_bad(tmp_path):
     assert_error_line(out, conf, 3, "bogus")
 
 
+@pytest.mark.parametrize("cmd", ["check", "serve"])
+def test_bad_lmtp_route_refused(make_petrel, cmd):
+    """A malformed [delivery] lmtp_routes item stops check and serve alike;
+    serve must not start and silently ignore the route."""
+    p = make_petrel(start=False,
+                    extra={"delivery.lmtp_routes": "example.test=127.0.0.1:24"
+                                                   ", nodest"})
+    try:
+        res = run(cmd, "-c", str(p.conf), timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"petrel {cmd} ran with a bad lmtp_routes")
+    assert res.returncode == 1, res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    assert "lmtp_routes" in out and "'nodest'" in out, out
+
+
 def test_check_missing_file(tmp_path):
     conf = tmp_path / "missing.conf"
     res = run("check", "-c", str(conf))

@@ -163,13 +163,6 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 	return 0;
 }
 
-/* Wait until queue/ has been synced after our rename. Worker thread. */
-static int
-group_sync(struct spool *sp)
-{
-	return dirsync_sync(sp->ds, sp->queue_dir) == -1 ? errno : 0;
-}
-
 static void
 commit_work(void *arg)
 {
@@ -195,7 +188,9 @@ commit_work(void *arg)
 		return;
 	}
 	m->committed = true;
-	j->err = group_sync(m->sp);
+	/* group commit: one fsync of queue/ covers concurrent renames */
+	if (dirsync_sync(m->sp->ds, m->sp->queue_dir) == -1)
+		j->err = errno;
 }
 
 int

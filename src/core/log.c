@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 static enum log_level log_min = LOG_LVL_INFO;	/* set once at startup */
+static pid_t log_pid;		/* set once at startup; 0: ask each time */
 
 void
 log_init(enum log_level min)
 {
 	log_min = min;
+	log_pid = getpid();	/* a syscall per line otherwise */
 }
 
 int
@@ -43,7 +45,8 @@ log_vwrite(const char *fmt, va_list ap)
 	n = snprintf(line, sizeof(line),
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ petrel[%ld]: ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (long)tv.tv_usec, (long)getpid());
+	    tm.tm_min, tm.tm_sec, (long)tv.tv_usec,
+	    (long)(log_pid != 0 ? log_pid : getpid()));
 	if (n < 0)
 		return;
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

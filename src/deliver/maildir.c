@@ -265,18 +265,55 @@ maildir_header_ok(const char *s)
 	return strpbrk(s, "\r\n") == NULL;
 }
 
+/*
+ * Make the Maildir dir with tmp/, new/ and cur/, and make the new entries
+ * durable: dir and the directories above it that this may have created
+ * (<mail_dir>/<domain>/<user>/Maildir). On failure *step and *where (in
+ * buf) say what failed.
+ */
+static int
+maildir_make(const char *dir, const char **step, const char **where,
+    char *buf, size_t cap)
+{
+	static const char *const subdirs[] = { "tmp", "new", "cur" };
+	char	*slash;
+
+	*step = "mkdir";
+	*where = dir;
+	if (mkdir_p(dir, 0700) == -1)
+		return -1;
+	for (size_t i = 0; i < ARRAY_LEN(subdirs); i++) {
+		if (maildir_join(buf, cap, dir, subdirs[i]) == -1)
+			return -1;
+		*where = buf;
+		if (mkdir_p(buf, 0700) == -1)
+			return -1;
+	}
+	*step = "fsync";
+	if ((size_t)snprintf(buf, cap, "%s", dir) >= cap) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (int up = 0; up < 4 && buf[0] != '\0'; up++) {
+		if (fsync_dir(buf) == -1)
+			return -1;
+		if ((slash = strrchr(buf, '/')) == NULL || slash == buf)
+			break;
+		*slash = '\0';
+	}
+	return 0;
+}
+
 int
 maildir_deliver(struct dirsync *ds, const char *dir, int fd, off_t body_off,
     const char *return_path, const char *delivered_to,
     const char *hostname, char *err, size_t errlen)
 {
-	static const char *const subdirs[] = { "tmp", "new", "cur" };
 	struct maildir_out o = { .fd = -1 };
 	char	 path[PATH_MAX], tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX];
 	char	 name[NAME_MAX + 1];
 	char	*rbuf = NULL;
 	const char *step = "mkdir", *where = dir;
-	size_t	 i;
 	ssize_t	 n;
 	off_t	 off = body_off;
 	bool	 renamed = false;
@@ -288,16 +325,6 @@ maildir_deliver(struct dirsync *ds, const char *dir, int fd, off_t body_off,
 		snprintf(err, errlen, "maildir: header %s: line end in "
 		    "envelope address", dir);
 		return -1;
-	}
-
-	if (mkdir_p(dir, 0700) == -1)
-		goto fail;
-	for (i = 0; i < ARRAY_LEN(subdirs); i++) {
-		if (maildir_join(path, sizeof(path), dir, subdirs[i]) == -1)
-			goto fail;
-		where = path;
-		if (mkdir_p(path, 0700) == -1)
-			goto fail;
 	}
 
 	step = "name";
@@ -313,8 +340,18 @@ maildir_deliver(struct dirsync *ds, const char *dir, int fd, off_t body_off,
 
 	step = "open";
 	where = tmp;
-	if ((o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) == -1) {
+	o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (o.fd == -1 && (errno == ENOENT || errno == ENOTDIR)) {
+		/* the first delivery to this box: make it, then try again
+		   (or fail on what is in the way, with its name) */
+		if (maildir_make(dir, &step, &where, path, sizeof(path)) == -1)
+			goto fail;
+		step = "open";
+		where = tmp;
+		o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	}
+	if (o.fd == -1) {
 		/* Not ours: never unlink a file someone else created. */
 		saved = errno;
 		tmp[0] = '\0';
@@ -361,8 +398,16 @@ maildir_deliver(struct dirsync *ds, const char *dir, int fd, off_t body_off,
 		goto fail;
 
 	step = "rename";
-	if (rename(tmp, new) == -1)
-		goto fail;
+	if (rename(tmp, new) == -1) {
+		/* new/ was removed under us: make it again */
+		if (errno != ENOENT || maildir_make(dir, &step, &where, path,
+		    sizeof(path)) == -1)
+			goto fail;
+		step = "rename";
+		where = tmp;
+		if (rename(tmp, new) == -1)
+			goto fail;
+	}
 	renamed = true;
 	tmp[0] = '\0';
 

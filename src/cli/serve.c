@@ -157,7 +157,7 @@ cli_serve(int argc, char **argv)
 	if (ctx.base == NULL)
 		log_fatal("- serve event_base_new failed");
 	wq = workq_new(ctx.base, cfg->workers);
-	if ((sp = spool_open(cfg->spool_dir, wq)) == NULL)
+	if ((sp = spool_open(cfg->spool_dir)) == NULL)
 		log_fatal("- serve cannot open spool %s: %s", cfg->spool_dir,
 		    strerror(errno));
 	ldb.domains = (const char *const *)cfg->domains;

@@ -35,6 +35,7 @@ enum config_type {
 	CONFIG_T_PATH_OPT,	/* char *: NULL when empty */
 	CONFIG_T_STRING,	/* char *: not empty, checked by its user */
 	CONFIG_T_LOG_LEVEL,	/* int: enum log_level */
+	CONFIG_T_BOOL,		/* bool: yes or no */
 	CONFIG_T_INT,		/* int: a plain number */
 	CONFIG_T_COUNT,		/* size_t: a plain number */
 	CONFIG_T_SIZE,		/* uint64_t: bytes, suffix K, M or G */
@@ -155,6 +156,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("queue", max_lifetime, CONFIG_T_DURATION,
 	    1, 365 * CONFIG_DAY, "5d"),
 	CONFIG_KEY("queue", max_deliveries, CONFIG_T_INT, 1, 1000, "8"),
+	CONFIG_KEY("queue", direct_local, CONFIG_T_BOOL, 0, 0, "yes"),
 };
 
 #define CONFIG_NKEYS	ARRAY_LEN(config_keys)
@@ -840,6 +842,15 @@ config_set(struct config_ctx *ctx, const struct config_key *k,
 			break;
 		}
 		*(int *)field = level;
+		break;
+	case CONFIG_T_BOOL:
+		if (strcmp(value, "yes") == 0)
+			*(bool *)field = true;
+		else if (strcmp(value, "no") == 0)
+			*(bool *)field = false;
+		else
+			config_error(ctx, ctx->lineno, k,
+			    "'%s': use yes or no", q);
 		break;
 	case CONFIG_T_INT:
 	case CONFIG_T_COUNT:

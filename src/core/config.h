@@ -120,6 +120,8 @@ struct config {
 	int	 retry_max;		/* seconds; default 4000 */
 	int	 max_lifetime;		/* seconds; default 432000 (5 days) */
 	int	 max_deliveries;	/* concurrent delivery jobs; default 8 */
+	bool	 direct_local;		/* Maildir deliveries before the 250,
+					   skipping the queue; default yes */
 };
 
 /*

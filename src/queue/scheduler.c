@@ -143,6 +143,23 @@ sched_backoff(int n, int initial, int max)
 /* ---- worker side: reading --------------------------------------- */
 
 /* Read the spool file's envelope. 0, or -1 with a reason in err. */
+static void	pass_free(struct pass *p);
+
+static struct pass *
+pass_new(struct sched *s, const char *id)
+{
+	struct pass	*p = xcalloc(1, sizeof(*p));
+
+	p->s = s;
+	p->cfg = s->cfg;
+	p->ldb = s->ldb;
+	p->sp = s->sp;
+	p->fd = -1;
+	envelope_init(&p->env);
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	return p;
+}
+
 static int
 load_envelope(int fd, struct envelope *e, size_t *body_off, char *err,
     size_t errlen)
@@ -369,13 +386,35 @@ out:
 	strlist_free(&rem);
 }
 
+/* Read the envelope (and the journal) of the message open at p->fd. */
+static int
+pass_load(struct pass *p, bool journal)
+{
+	char		 err[256];
+	struct stat	 st;
+
+	if (load_envelope(p->fd, &p->env, &p->body_off, err, sizeof(err))
+	    == -1) {
+		log_err("%s queue cannot read message: %s", p->id, err);
+		return -1;
+	}
+	if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size > p->body_off)
+		p->size = (uint64_t)st.st_size - p->body_off;
+	p->final = xcalloc(p->env.nrcpt, sizeof(*p->final));
+	p->delayed = xcalloc(p->env.nrcpt, sizeof(*p->delayed));
+	p->out = xcalloc(p->env.nrcpt, sizeof(*p->out));
+	if (journal)
+		load_journal(p->sp, p->id, p->env.nrcpt, p->final,
+		    p->delayed);
+	return 0;
+}
+
 static void
 prepare_work(void *arg)
 {
 	struct pass	*p = arg;
 	struct strlist	 done = { 0 };
-	char		 path[4096], err[256];
-	struct stat	 st;
+	char		 path[4096];
 
 	p->outcome = PASS_ERROR;
 	spool_path(p->sp, p->id, path, sizeof(path));
@@ -387,18 +426,8 @@ prepare_work(void *arg)
 		log_err("%s queue open failed: %s", p->id, strerror(errno));
 		return;
 	}
-	if (load_envelope(p->fd, &p->env, &p->body_off, err, sizeof(err))
-	    == -1) {
-		/* keep the file for the administrator; retry later */
-		log_err("%s queue cannot read message: %s", p->id, err);
-		return;
-	}
-	if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size > p->body_off)
-		p->size = (uint64_t)st.st_size - p->body_off;
-	p->final = xcalloc(p->env.nrcpt, sizeof(*p->final));
-	p->delayed = xcalloc(p->env.nrcpt, sizeof(*p->delayed));
-	p->out = xcalloc(p->env.nrcpt, sizeof(*p->out));
-	load_journal(p->sp, p->id, p->env.nrcpt, p->final, p->delayed);
+	if (pass_load(p, true) == -1)
+		return;		/* kept for the administrator; retried */
 	for (size_t i = 0; i < p->env.nrcpt; i++) {
 		if (p->final[i])
 			continue;
@@ -407,6 +436,83 @@ prepare_work(void *arg)
 	}
 	strlist_free(&done);
 	p->outcome = PASS_DEFERRED;	/* decided in finish_work */
+}
+
+/* ---- worker side: delivery at commit ------------------------------ */
+
+struct commit {
+	struct sched	*s;		/* borrowed */
+	struct spool_msg *m;		/* borrowed from the caller */
+	void		(*cb)(int, void *);
+	void		*arg;
+	bool		 direct;	/* try the Maildir before the queue */
+	int		 err;
+	bool		 queued;
+};
+
+/*
+ * Is this a message for one mailbox, in a Maildir here, with no notice to
+ * send on success? Only a lookup: nothing is delivered. One mailbox only:
+ * a rename into new/ is all-or-nothing, so a crash before the 250 leaves
+ * the message delivered whole or not at all, never to some recipients
+ * only (several take the queue, whose journal keeps them apart).
+ */
+static bool
+direct_ok(const struct pass *p)
+{
+	const struct env_rcpt *r = &p->env.rcpt[0];
+	struct strlist	 mb = { 0 }, rem = { 0 };
+	char		 lmtp[300];
+	bool		 ok;
+
+	if (p->env.nrcpt != 1 || (r->notify & SMTP_NOTIFY_SUCCESS))
+		return false;	/* the queue sends the success notice */
+	ok = local_resolve(p->ldb, r->addr, &mb, &rem) == LOCAL_OK &&
+	    mb.len == 1 && rem.len == 0 &&
+	    remote_lmtp_route(p->cfg, mb.v[0], lmtp, sizeof(lmtp)) == NULL;
+	strlist_free(&mb);
+	strlist_free(&rem);
+	return ok;
+}
+
+/* Deliver a message that direct_ok() takes from the uncommitted file at
+   p->fd. True when it is in its Maildir: it needs no queue. */
+static bool
+direct_deliver(struct pass *p)
+{
+	struct strlist	 done = { 0 };
+
+	if (pass_load(p, false) == -1 || !direct_ok(p))
+		return false;
+	p->out[0].todo = true;
+	route_rcpt(p, 0, &done);
+	strlist_free(&done);
+	return p->out[0].any_ok && !p->out[0].any_temp &&
+	    !p->out[0].any_perm;
+}
+
+static void
+commit_work(void *arg)
+{
+	struct commit	*c = arg;
+
+	if (c->direct) {
+		struct pass	*p = pass_new(c->s, c->m->id);
+		bool		 done;
+
+		p->fd = c->m->fd;	/* borrowed from m */
+		done = direct_deliver(p);
+		p->fd = -1;
+		pass_free(p);
+		if (done) {
+			spool_msg_drop(c->m);	/* never was durable */
+			return;
+		}
+		/* not for one Maildir here, or it failed: the queue retries
+		   (a failure was logged as deferred) */
+	}
+	if ((c->err = spool_msg_commit_sync(c->m)) == 0)
+		c->queued = true;
 }
 
 /* ---- worker side: deciding -------------------------------------- */
@@ -675,7 +781,6 @@ finish_work(void *arg)
 /* ---- loop side --------------------------------------------------- */
 
 static void	sched_kick(struct sched *s);
-static void	pass_free(struct pass *p);
 
 static void
 qmsg_free(struct qmsg *q)
@@ -952,15 +1057,8 @@ sched_kick(struct sched *s)
 		s->ready_head = q->next;
 		if (s->ready_head == NULL)
 			s->ready_tail = NULL;
-		p = xcalloc(1, sizeof(*p));
+		p = pass_new(s, q->id);
 		p->q = q;
-		p->s = s;
-		p->cfg = s->cfg;
-		p->ldb = s->ldb;
-		p->sp = s->sp;
-		p->fd = -1;
-		envelope_init(&p->env);
-		memcpy(p->id, q->id, sizeof(p->id));
 		s->running++;
 		workq_submit(s->wq, prepare_work, prepare_done, p);
 	}
@@ -1004,6 +1102,41 @@ sched_add(struct sched *s, const char *id)
 	s->count++;
 	ready_push(s, q);
 	sched_kick(s);
+}
+
+static void
+commit_done(void *arg)
+{
+	struct commit	*c = arg;
+	char		 id[QID_LEN + 1];
+
+	memcpy(id, c->m->id, sizeof(id));
+	if (c->err != 0 && c->m->committed)
+		/* renamed, but the directory sync failed: it may or may not
+		   survive a crash; the client gets a 4xx and retries, and the
+		   copy in queue/ is delivered too (at least once) */
+		log_err("%s spool commit dirsync failed: %s", id,
+		    strerror(c->err));
+	if (c->queued || c->m->committed)
+		sched_add(c->s, id);
+	c->cb(c->err, c->arg);		/* may free c->m */
+	if (c->err == 0 && !c->queued)
+		log_info("%s queue removed: delivered at commit", id);
+	free(c);
+}
+
+void
+sched_commit(struct sched *s, struct spool_msg *m, void (*cb)(int, void *),
+    void *arg)
+{
+	struct commit	*c = xcalloc(1, sizeof(*c));
+
+	c->s = s;
+	c->m = m;
+	c->cb = cb;
+	c->arg = arg;
+	c->direct = s->cfg->direct_local && !s->stopping;
+	workq_submit(s->wq, commit_work, commit_done, c);
 }
 
 size_t

@@ -23,6 +23,16 @@ struct sched	*sched_new(struct event_base *base, const struct config *cfg,
 		    const struct local_db *ldb);
 /* Deliver non-local recipients through r (borrowed; NULL: they wait). */
 void		 sched_set_remote(struct sched *s, struct remote *r);
+/*
+ * Commit a received message (complete in m) on a worker. With [queue]
+ * direct_local, a message for one local Maildir is delivered there now
+ * and skips the queue; any other message, or one whose delivery fails,
+ * is committed to queue/ and scheduled. cb(err, arg) runs on the loop:
+ * err 0 means the message is on stable storage (answer 250), else an
+ * errno. m stays owned by the caller; once cb returns it may free m.
+ */
+void		 sched_commit(struct sched *s, struct spool_msg *m,
+		    void (*cb)(int err, void *arg), void *arg);
 /* A committed (or recovered) message: deliver it as soon as possible. */
 void		 sched_add(struct sched *s, const char *id);
 /* Messages known to the scheduler (queued, running or waiting). */

@@ -24,18 +24,10 @@ struct spool {
 	char		*dir;		/* owned */
 	char		*tmp_dir;	/* owned: <dir>/tmp */
 	char		*queue_dir;	/* owned: <dir>/queue */
-	struct workq	*wq;		/* borrowed */
 	struct qid_gen	 gen;		/* guarded by gen_mtx */
 	pthread_mutex_t	 gen_mtx;	/* workers queue bounces too */
 
 	struct dirsync	*ds;		/* owned: group commit of queue/ */
-};
-
-struct commit_job {
-	struct spool_msg *m;		/* borrowed: caller keeps it alive */
-	void		(*cb)(struct spool_msg *, int, void *);
-	void		*arg;
-	int		 err;
 };
 
 static int
@@ -59,14 +51,13 @@ clean_tmp(const char *tmp_dir)
 }
 
 struct spool *
-spool_open(const char *dir, struct workq *wq)
+spool_open(const char *dir)
 {
 	struct spool	*sp = xcalloc(1, sizeof(*sp));
 
 	sp->dir = xstrdup(dir);
 	sp->tmp_dir = xasprintf("%s/tmp", dir);
 	sp->queue_dir = xasprintf("%s/queue", dir);
-	sp->wq = wq;
 	pthread_mutex_init(&sp->gen_mtx, NULL);
 	sp->ds = dirsync_new();
 	if (mkdir_p(sp->tmp_dir, 0700) == -1 ||
@@ -134,7 +125,7 @@ spool_msg_new(struct spool *sp)
 		if (stat(m->queue_path, &st) == 0)
 			continue;
 		m->fd = open(m->tmp_path,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (m->fd != -1 || errno != EEXIST)
 			break;
 	}
@@ -163,74 +154,36 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 	return 0;
 }
 
-static void
-commit_work(void *arg)
-{
-	struct commit_job *j = arg;
-	struct spool_msg *m = j->m;
-
-	if (m->error != 0) {
-		j->err = m->error;
-		return;
-	}
-	if (fdatasync(m->fd) == -1) {
-		j->err = errno;
-		return;
-	}
-	if (close(m->fd) == -1) {
-		m->fd = -1;
-		j->err = errno;
-		return;
-	}
-	m->fd = -1;
-	if (rename(m->tmp_path, m->queue_path) == -1) {
-		j->err = errno;
-		return;
-	}
-	m->committed = true;
-	/* group commit: one fsync of queue/ covers concurrent renames */
-	if (dirsync_sync(m->sp->ds, m->sp->queue_dir) == -1)
-		j->err = errno;
-}
-
 int
 spool_msg_commit_sync(struct spool_msg *m)
 {
-	struct commit_job j = { .m = m };
-
-	commit_work(&j);
-	return j.err;
-}
-
-static void
-commit_done(void *arg)
-{
-	struct commit_job *j = arg;
-
-	if (j->err != 0 && j->m->committed) {
-		/*
-		 * Renamed but the directory sync failed: the message may or
-		 * may not survive a crash. The client gets a 4xx and will
-		 * retry; keep the file so it is still delivered (at least
-		 * once, never lost).
-		 */
-		log_err("%s spool commit dirsync failed: %s", j->m->id,
-		    strerror(j->err));
+	if (m->error != 0)
+		return m->error;
+	if (fdatasync(m->fd) == -1)
+		return errno;
+	if (close(m->fd) == -1) {
+		m->fd = -1;
+		return errno;
 	}
-	j->cb(j->m, j->err, j->arg);
-	free(j);
+	m->fd = -1;
+	if (rename(m->tmp_path, m->queue_path) == -1)
+		return errno;
+	m->committed = true;
+	/* group commit: one fsync of queue/ covers concurrent renames */
+	if (dirsync_sync(m->sp->ds, m->sp->queue_dir) == -1)
+		return errno;
+	return 0;
 }
 
 void
-spool_msg_commit(struct spool_msg *m,
-    void (*cb)(struct spool_msg *, int, void *), void *arg)
+spool_msg_drop(struct spool_msg *m)
 {
-	struct commit_job *j = xcalloc(1, sizeof(*j));
-
-	j->m = m;
-	j->cb = cb;
-	j->arg = arg;
-	workq_submit(m->sp->wq, commit_work, commit_done, j);
+	if (m->fd != -1)
+		close(m->fd);
+	m->fd = -1;
+	if (!m->committed && !m->dropped)
+		unlink(m->tmp_path);
+	m->dropped = true;
 }
 
 void
@@ -238,10 +191,7 @@ spool_msg_free(struct spool_msg *m)
 {
 	if (m == NULL)
 		return;
-	if (m->fd != -1)
-		close(m->fd);
-	if (!m->committed)
-		unlink(m->tmp_path);	/* never leave a half-written file */
+	spool_msg_drop(m);	/* never leave a half-written file */
 	free(m->tmp_path);
 	free(m->queue_path);
 	free(m);

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/workq.h"
 #include "queue/qid.h"
 
 struct spool;
@@ -26,18 +25,20 @@ struct spool_msg {
 	uint64_t	 written;	/* bytes written so far */
 	int		 error;		/* errno of the first failed write */
 	bool		 committed;
+	bool		 dropped;	/* tmp file removed uncommitted */
 };
 
 /*
  * Open the spool at dir: create dir/tmp and dir/queue as needed and
- * remove leftovers from tmp/ (never acknowledged). Returns a spool that
- * runs commits on wq, or NULL with errno set.
+ * remove leftovers from tmp/ (never acknowledged). Returns the spool, or
+ * NULL with errno set.
  */
-struct spool	*spool_open(const char *dir, struct workq *wq);
+struct spool	*spool_open(const char *dir);
 void		 spool_close(struct spool *sp);
 const char	*spool_queue_dir(const struct spool *sp);	/* borrowed */
 
-/* Create tmp/<new id>. Returns the message (free with spool_msg_free()),
+/* Create tmp/<new id> (readable too: a delivery at commit reads it back).
+   Returns the message (free with spool_msg_free()),
    or NULL with errno set. Any thread. */
 struct spool_msg *spool_msg_new(struct spool *sp);
 /*
@@ -47,15 +48,15 @@ struct spool_msg *spool_msg_new(struct spool *sp);
 int		 spool_msg_write(struct spool_msg *m, const void *buf,
 		    size_t len);
 /*
- * Make the message durable on a worker: fdatasync, close, rename into
- * queue/, fsync queue/. cb runs on the loop thread with err 0 (durable) or
- * an errno (the tmp file is then removed). m stays owned by the caller.
+ * Make the message durable: fdatasync, close, rename into queue/, fsync
+ * queue/ (shared with concurrent commits: group commit). Blocking, for a
+ * worker thread. 0, or an errno (m->committed tells whether the rename
+ * happened).
  */
-void		 spool_msg_commit(struct spool_msg *m,
-		    void (*cb)(struct spool_msg *, int err, void *arg),
-		    void *arg);
-/* The same commit, blocking, for a worker thread: 0 or an errno. */
 int		 spool_msg_commit_sync(struct spool_msg *m);
+/* Close and remove an uncommitted message's tmp file, keeping m (its id)
+   for the caller; blocking, any thread. */
+void		 spool_msg_drop(struct spool_msg *m);
 /* Close and remove an uncommitted message and free it. NULL is a no-op. */
 void		 spool_msg_free(struct spool_msg *m);
 

@@ -219,18 +219,16 @@ smtp_sess_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
 }
 
 static void
-commit_done(struct spool_msg *m, int err, void *arg)
+commit_done(int err, void *arg)
 {
 	struct smtp_session *s = arg;
 	char	 from[600];
 
-	(void)m;
 	s->busy = false;
 	if (s->dead) {
-		/* the client left: the message is durable or gone; it was
-		   never acknowledged, so a delivery is a harmless duplicate */
-		if (err == 0)
-			sched_add(s->srv->sched, s->env.id);
+		/* the client left: the message is delivered, durable or gone;
+		   it was never acknowledged, so a delivery is a harmless
+		   duplicate */
 		smtp_sess_enter(s, SMTP_STATE_QUIT);
 		smtp_sess_free(s);
 		return;
@@ -252,7 +250,6 @@ commit_done(struct spool_msg *m, int err, void *arg)
 			log_info("%s smtp rcpt to=<%s>", s->env.id, from);
 		}
 		smtp_sess_reply(s, 250, "2.0.0", "Ok: queued as %s", s->env.id);
-		sched_add(s->srv->sched, s->env.id);
 	}
 	smtp_sess_txn_reset(s);
 	smtp_sess_enter(s, SMTP_STATE_READY);
@@ -288,7 +285,7 @@ smtp_sess_message_end(struct smtp_session *s)
 	} else {
 		smtp_sess_enter(s, SMTP_STATE_COMMIT);
 		s->busy = true;
-		spool_msg_commit(s->msg, commit_done, s);
+		sched_commit(s->srv->sched, s->msg, commit_done, s);
 		return;
 	}
 	smtp_sess_txn_reset(s);

@@ -125,7 +125,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	ldb.aliases = aliases;
 	base = event_base_new();
 	wq = workq_new(base, 1);
-	if ((sp = spool_open(cfg->spool_dir, wq)) == NULL)
+	if ((sp = spool_open(cfg->spool_dir)) == NULL)
 		abort();
 	sched = sched_new(base, cfg, sp, wq, &ldb);
 	sched_stop(sched);	/* keep what is queued; we remove it */

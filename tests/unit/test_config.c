@@ -155,6 +155,7 @@ assert_defaults(const struct config *c)
 	assert_int_equal(c->retry_max, 4000);
 	assert_int_equal(c->max_lifetime, 432000);
 	assert_int_equal(c->max_deliveries, 8);
+	assert_true(c->direct_local);
 	assert_int_equal(c->connection_reuse_time, 5);
 }
 
@@ -216,6 +217,7 @@ enum want {
 	W_U64,		/* uint64_t field == num */
 	W_STR,		/* char * field equals str */
 	W_NULL,		/* char * field is NULL */
+	W_BOOL,		/* bool field == num */
 };
 
 #define F(field)	offsetof(struct config, field)
@@ -224,6 +226,7 @@ enum want {
 #define OK_U(s, k, v, n)	{ s, #k, v, W_U64, F(k), n, NULL }
 #define OK_S(s, k, v, str)	{ s, #k, v, W_STR, F(k), 0, str }
 #define OK_NULL(s, k, v)	{ s, #k, v, W_NULL, F(k), 0, NULL }
+#define OK_B(s, k, v, n)	{ s, #k, v, W_BOOL, F(k), n, NULL }
 #define BAD(s, k, v, msg)	{ s, #k, v, W_ERR, 0, 0, msg }
 /* Keys whose struct field has another name. */
 #define OK_I_AS(s, k, f, v, n)	{ s, #k, v, W_INT, F(f), n, NULL }
@@ -412,6 +415,11 @@ static const struct key_case {
 	OK_I("queue", max_deliveries, "1000", 1000),
 	BAD("queue", max_deliveries, "0", "out of range (1..1000)"),
 	BAD("queue", max_deliveries, "1001", "out of range (1..1000)"),
+	OK_B("queue", direct_local, "no", 0),
+	OK_B("queue", direct_local, "yes", 1),
+	BAD("queue", direct_local, "", "'': use yes or no"),
+	BAD("queue", direct_local, "Yes", "'Yes': use yes or no"),
+	BAD("queue", direct_local, "1", "'1': use yes or no"),
 };
 
 /* Each case as line 3 of a file, after a comment and its section. */
@@ -455,6 +463,9 @@ test_keys(void **state)
 			break;
 		case W_NULL:
 			assert_null(*(char *const *)field);
+			break;
+		case W_BOOL:
+			assert_int_equal(*(const bool *)field, kc->num);
 			break;
 		case W_ERR:
 			break;

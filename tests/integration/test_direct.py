@@ -1,0 +1,103 @@
+"""Delivery at commit ([queue] direct_local): a message for one local
+Maildir is there before the 250 and never enters the queue; anything else
+(several mailboxes, a remote recipient, NOTIFY=SUCCESS), or a failed
+delivery, takes the queue, and nothing is delivered twice."""
+from helpers import (check_delivered, ehlo, expect, log_lines, qid,
+                     send_message, wait_until)
+
+
+def test_in_maildir_before_250(petrel, raw):
+    r = raw()
+    content = b"Subject: direct\r\n\r\nat once\r\n"
+    q = send_message(r, content)
+    # no waiting: the copy is on disk when the 250 arrives
+    msgs = petrel.messages("alice")
+    assert len(msgs) == 1
+    check_delivered(msgs[0], content, qid=q)
+    assert petrel.queue_files() == []
+    assert petrel.tmp_files() == []
+    assert wait_until(lambda: log_lines(
+        petrel, q, "queue removed: delivered at commit"), 5), petrel.log()
+    assert len(log_lines(petrel, q, "status=sent")) == 1
+
+
+def test_two_mailboxes_take_the_queue(make_petrel, raw):
+    """Two recipients, or an alias to two mailboxes: queued, so that a
+    crash cannot deliver to one of them only; each gets one copy."""
+    p = make_petrel(users=["alice@localhost", "bob@localhost"],
+                    aliases="team: alice, bob\n")
+    r = raw(p.port)
+    for rcpts in (("alice@localhost", "bob@localhost"), ("team@localhost",)):
+        q = send_message(r, b"Subject: two\r\n\r\nx\r\n", rcpts=rcpts)
+        assert wait_until(lambda: log_lines(p, q, "queue removed"), 10), \
+            p.log()
+        assert not log_lines(p, q, "delivered at commit")
+    assert len(p.messages("alice")) == 2
+    assert len(p.messages("bob")) == 2
+
+
+def test_off_takes_the_queue(make_petrel, raw):
+    p = make_petrel(extra={"queue.direct_local": "no"},
+                    users=["alice@localhost"])
+    r = raw(p.port)
+    content = b"Subject: queued\r\n\r\nvia the queue\r\n"
+    q = send_message(r, content)
+    msgs = p.wait_messages("alice", 1)
+    check_delivered(msgs[0], content, qid=q)
+    assert wait_until(lambda: log_lines(p, q, "queue removed"), 5), p.log()
+    assert not log_lines(p, q, "delivered at commit")
+
+
+def test_remote_recipient_takes_the_queue(make_petrel, raw):
+    """One recipient is elsewhere: the whole message is queued and the
+    local copy is made once, by the queue."""
+    petrel = make_petrel(extra={"smtp.trusted_networks": "127.0.0.0/8"},
+                         users=["alice@localhost"])
+    r = raw(petrel.port)
+    content = b"Subject: mixed\r\n\r\nlocal and remote\r\n"
+    q = send_message(r, content,
+                     rcpts=("alice@localhost", "someone@remote.invalid"))
+    assert wait_until(lambda: len(petrel.messages("alice")) == 1, 10)
+    assert q in petrel.queue_files()       # the remote one waits
+    # a retry pass has run (retry_initial 1 s) and made no second copy
+    assert wait_until(lambda: len(log_lines(
+        petrel, q, "to=<someone@remote.invalid>", "status=deferred")) >= 2,
+        15), petrel.log()
+    assert len(petrel.messages("alice")) == 1
+    assert not log_lines(petrel, q, "delivered at commit")
+
+
+def test_failed_mailbox_falls_back_to_the_queue(petrel, raw):
+    """bob's Maildir cannot be made: the message is queued, then delivered
+    by the queue once it can be."""
+    blocker = petrel.mail / "localhost" / "bob"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a directory\n")
+    r = raw()
+    content = b"Subject: fallback\r\n\r\nlater\r\n"
+    q = send_message(r, content, rcpts=("bob@localhost",))
+    assert q in petrel.queue_files()
+    assert log_lines(petrel, q, "to=<bob@localhost>", "status=deferred")
+    blocker.unlink()
+    msgs = petrel.wait_messages("bob", 1)
+    check_delivered(msgs[0], content, rcpt="bob@localhost", qid=q)
+    assert petrel.wait_queue_empty()
+    assert not log_lines(petrel, q, "delivered at commit")
+    assert len(petrel.messages("bob")) == 1
+
+
+def test_notify_success_takes_the_queue(petrel, raw):
+    """A success notice is the queue's job: such a message is queued, and
+    the notice reaches the sender."""
+    r = raw()
+    ehlo(r)
+    expect(r, "MAIL FROM:<bob@localhost>", 250, "2.1.0")
+    expect(r, "RCPT TO:<alice@localhost> NOTIFY=SUCCESS", 250, "2.1.5")
+    assert r.cmd("DATA")[0] == 354
+    r.send(b"Subject: dsn\r\n\r\nnotify me\r\n.\r\n")
+    q = qid(r.reply())
+    assert len(petrel.wait_messages("alice", 1)) == 1
+    notices = petrel.wait_messages("bob", 1)
+    assert len(notices) == 1 and b"multipart/report" in notices[0]
+    assert not log_lines(petrel, q, "delivered at commit")
+    assert wait_until(lambda: log_lines(petrel, q, "queue removed"), 10)

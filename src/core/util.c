@@ -194,6 +194,29 @@ fsync_dir(const char *dir)
 	return rc;
 }
 
+ssize_t
+bytesrc_pread(const struct bytesrc *src, void *out, size_t n, off_t off)
+{
+	ssize_t	 r;
+
+	if (off < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (src->buf == NULL) {
+		do
+			r = pread(src->fd, out, n, off);
+		while (r == -1 && errno == EINTR);
+		return r;
+	}
+	if ((uint64_t)off >= src->len)
+		return 0;
+	if (n > src->len - (size_t)off)
+		n = src->len - (size_t)off;
+	memcpy(out, src->buf + off, n);
+	return (ssize_t)n;
+}
+
 int
 mkdir_p(const char *path, mode_t mode)
 {

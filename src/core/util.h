@@ -53,6 +53,17 @@ char	*str_escape(const char *in, size_t len, char *out, size_t cap);
 
 /* Write all of buf, retrying on EINTR and short writes. 0 or -1. */
 int	 io_write_all(int fd, const void *buf, size_t len);
+
+/* Bytes to read back from a file (fd, when buf is NULL) or from memory. */
+struct bytesrc {
+	int		 fd;
+	const char	*buf;		/* borrowed */
+	size_t		 len;
+};
+
+/* pread(2) on either kind: bytes read, 0 at the end, or -1 (errno). */
+ssize_t	 bytesrc_pread(const struct bytesrc *src, void *out, size_t n,
+	    off_t off);
 /* Open dir read-only, fsync it, close. 0 or -1 (errno set). */
 int	 fsync_dir(const char *dir);
 /* mkdir -p with the given mode. 0 or -1. */

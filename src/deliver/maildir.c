@@ -305,7 +305,8 @@ maildir_make(const char *dir, const char **step, const char **where,
 }
 
 int
-maildir_deliver(struct dirsync *ds, const char *dir, int fd, off_t body_off,
+maildir_deliver(struct dirsync *ds, const char *dir, const struct bytesrc *src,
+    off_t body_off,
     const char *return_path, const char *delivered_to,
     const char *hostname, char *err, size_t errlen)
 {
@@ -371,9 +372,7 @@ maildir_deliver(struct dirsync *ds, const char *dir, int fd, off_t body_off,
 		goto fail;
 
 	for (;;) {
-		n = pread(fd, rbuf, MAILDIR_BUF_CAP, off);
-		if (n == -1 && errno == EINTR)
-			continue;
+		n = bytesrc_pread(src, rbuf, MAILDIR_BUF_CAP, off);
 		if (n == -1) {
 			step = "read";
 			where = "spool";

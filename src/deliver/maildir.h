@@ -8,8 +8,8 @@
 #include <sys/types.h>
 
 /*
- * Copy the message that starts at offset body_off of the spool file fd
- * (CRLF lines) into the Maildir dir, creating dir/{tmp,new,cur} as
+ * Copy the message that starts at offset body_off of src (the spool file
+ * or its bytes in memory; CRLF lines) into the Maildir dir, creating dir/{tmp,new,cur} as
  * needed, with LF line ends, "Return-Path: <return_path>" and
  * "Delivered-To: delivered_to" first; Return-Path headers of the content
  * are dropped. hostname goes into the unique file name. The sync of new/
@@ -19,8 +19,10 @@
  */
 struct dirsync;
 
-int	maildir_deliver(struct dirsync *ds, const char *dir, int fd,
-	    off_t body_off,
+struct bytesrc;
+
+int	maildir_deliver(struct dirsync *ds, const char *dir,
+	    const struct bytesrc *src, off_t body_off,
 	    const char *return_path, const char *delivered_to,
 	    const char *hostname, char *err, size_t errlen);
 

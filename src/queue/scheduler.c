@@ -116,6 +116,8 @@ struct pass {
 	char			 id[QID_LEN + 1];
 	struct envelope		 env;
 	int			 fd;		/* spool file, -1 if not open */
+	struct bytesrc		 src;		/* what fd holds, or its bytes
+						   in memory at commit */
 	size_t			 body_off;
 	uint64_t		 size;
 	bool			*final;		/* owned, env.nrcpt */
@@ -161,19 +163,17 @@ pass_new(struct sched *s, const char *id)
 }
 
 static int
-load_envelope(int fd, struct envelope *e, size_t *body_off, char *err,
-    size_t errlen)
+load_envelope(const struct bytesrc *src, struct envelope *e, size_t *body_off,
+    char *err, size_t errlen)
 {
 	size_t	 cap = 64 * 1024, len = 0;
 	char	*buf = xmalloc(cap);
 	int	 rc = -1;
 
 	for (;;) {
-		ssize_t n = pread(fd, buf + len, cap - len, (off_t)len);
+		ssize_t n = bytesrc_pread(src, buf + len, cap - len, (off_t)len);
 
 		if (n == -1) {
-			if (errno == EINTR)
-				continue;
 			snprintf(err, errlen, "read: %s", strerror(errno));
 			goto out;
 		}
@@ -366,8 +366,9 @@ route_rcpt(struct pass *p, size_t i, struct strlist *done)
 			    "not usable as a path", "maildir");
 			continue;
 		}
-		if (maildir_deliver(p->s->ds, path, p->fd, (off_t)p->body_off, e->from,
-		    mb.v[k], p->cfg->hostname, err, sizeof(err)) == -1) {
+		if (maildir_deliver(p->s->ds, path, &p->src,
+		    (off_t)p->body_off, e->from, mb.v[k], p->cfg->hostname,
+		    err, sizeof(err)) == -1) {
 			log_result(p->id, mb.v[k], to, "maildir", 0,
 			    e->arrival_usec, "4.2.0", "deferred", err);
 			out_note(o, SMTP_CLIENT_TEMP, "4.2.0", err, "maildir");
@@ -386,19 +387,23 @@ out:
 	strlist_free(&rem);
 }
 
-/* Read the envelope (and the journal) of the message open at p->fd. */
+/* Read the envelope (and the journal) of the message in p->src. */
 static int
 pass_load(struct pass *p, bool journal)
 {
 	char		 err[256];
 	struct stat	 st;
 
-	if (load_envelope(p->fd, &p->env, &p->body_off, err, sizeof(err))
+	if (load_envelope(&p->src, &p->env, &p->body_off, err, sizeof(err))
 	    == -1) {
 		log_err("%s queue cannot read message: %s", p->id, err);
 		return -1;
 	}
-	if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size > p->body_off)
+	if (p->src.buf != NULL)
+		st.st_size = (off_t)p->src.len;
+	else if (fstat(p->fd, &st) == -1)
+		st.st_size = 0;
+	if ((uint64_t)st.st_size > p->body_off)
 		p->size = (uint64_t)st.st_size - p->body_off;
 	p->final = xcalloc(p->env.nrcpt, sizeof(*p->final));
 	p->delayed = xcalloc(p->env.nrcpt, sizeof(*p->delayed));
@@ -426,6 +431,7 @@ prepare_work(void *arg)
 		log_err("%s queue open failed: %s", p->id, strerror(errno));
 		return;
 	}
+	p->src.fd = p->fd;
 	if (pass_load(p, true) == -1)
 		return;		/* kept for the administrator; retried */
 	for (size_t i = 0; i < p->env.nrcpt; i++) {
@@ -475,8 +481,8 @@ direct_ok(const struct pass *p)
 	return ok;
 }
 
-/* Deliver a message that direct_ok() takes from the uncommitted file at
-   p->fd. True when it is in its Maildir: it needs no queue. */
+/* Deliver a message that direct_ok() takes from the uncommitted message
+   in p->src. True when it is in its Maildir: it needs no queue. */
 static bool
 direct_deliver(struct pass *p)
 {
@@ -500,9 +506,8 @@ commit_work(void *arg)
 		struct pass	*p = pass_new(c->s, c->m->id);
 		bool		 done;
 
-		p->fd = c->m->fd;	/* borrowed from m */
+		spool_msg_src(c->m, &p->src);	/* borrowed from m */
 		done = direct_deliver(p);
-		p->fd = -1;
 		pass_free(p);
 		if (done) {
 			spool_msg_drop(c->m);	/* never was durable */

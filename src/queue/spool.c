@@ -122,23 +122,32 @@ spool_msg_new(struct spool *sp)
 		m->tmp_path = xasprintf("%s/%s", sp->tmp_dir, m->id);
 		m->queue_path = xasprintf("%s/%s", sp->queue_dir, m->id);
 		/* after a clock step back an id may already be queued */
-		if (stat(m->queue_path, &st) == 0)
-			continue;
-		m->fd = open(m->tmp_path,
-		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (m->fd != -1 || errno != EEXIST)
-			break;
+		if (stat(m->queue_path, &st) == -1)
+			return m;
 	}
-	if (m->fd == -1) {
-		int saved = errno;
+	free(m->tmp_path);
+	free(m->queue_path);
+	free(m);
+	errno = EEXIST;
+	return NULL;
+}
 
-		free(m->tmp_path);
-		free(m->queue_path);
-		free(m);
-		errno = saved;
-		return NULL;
-	}
-	return m;
+/* From memory to tmp/<id>: the message outgrew SPOOL_MEM_MAX, or is
+   being committed. 0, or -1 with errno set. */
+static int
+spill(struct spool_msg *m)
+{
+	m->fd = open(m->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+	if (m->fd == -1)
+		return -1;
+	m->file = true;
+	if (io_write_all(m->fd, m->mem, m->mem_len) == -1)
+		return -1;
+	free(m->mem);
+	m->mem = NULL;
+	m->mem_len = m->mem_cap = 0;
+	return 0;
 }
 
 int
@@ -146,7 +155,24 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 {
 	if (m->error != 0)
 		return -1;
-	if (io_write_all(m->fd, buf, len) == -1) {
+	if (!m->file && len <= SPOOL_MEM_MAX - m->mem_len) {
+		if (len > m->mem_cap - m->mem_len) {
+			size_t	 cap = m->mem_cap != 0 ? m->mem_cap : 8192;
+
+			while (cap < m->mem_len + len)
+				cap *= 2;
+			if (cap > SPOOL_MEM_MAX)
+				cap = SPOOL_MEM_MAX;
+			m->mem = xrealloc(m->mem, cap);
+			m->mem_cap = cap;
+		}
+		memcpy(m->mem + m->mem_len, buf, len);
+		m->mem_len += len;
+		m->written += len;
+		return 0;
+	}
+	if ((!m->file && spill(m) == -1) ||
+	    io_write_all(m->fd, buf, len) == -1) {
 		m->error = errno;
 		return -1;
 	}
@@ -154,11 +180,23 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 	return 0;
 }
 
+void
+spool_msg_src(const struct spool_msg *m, struct bytesrc *out)
+{
+	if (m->file)
+		*out = (struct bytesrc){ .fd = m->fd };
+	else
+		*out = (struct bytesrc){ .fd = -1, .buf = m->mem,
+		    .len = m->mem_len };
+}
+
 int
 spool_msg_commit_sync(struct spool_msg *m)
 {
 	if (m->error != 0)
 		return m->error;
+	if (!m->file && spill(m) == -1)
+		return m->error = errno;
 	if (fdatasync(m->fd) == -1)
 		return errno;
 	if (close(m->fd) == -1) {
@@ -181,9 +219,12 @@ spool_msg_drop(struct spool_msg *m)
 	if (m->fd != -1)
 		close(m->fd);
 	m->fd = -1;
-	if (!m->committed && !m->dropped)
+	if (m->file && !m->committed && !m->dropped)
 		unlink(m->tmp_path);
 	m->dropped = true;
+	free(m->mem);
+	m->mem = NULL;
+	m->mem_len = m->mem_cap = 0;
 }
 
 void

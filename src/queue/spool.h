@@ -1,31 +1,41 @@
 #ifndef PETREL_QUEUE_SPOOL_H
 #define PETREL_QUEUE_SPOOL_H
 /*
- * spool.h: the on-disk queue. A message is written to tmp/<id> as it
- * arrives, then committed: fdatasync, rename into queue/<id>, fsync of
- * queue/ (batched across concurrent commits: group commit). Knows nothing
- * of SMTP; callers decide when to commit.
+ * spool.h: the on-disk queue. A message is held in memory as it arrives
+ * (in tmp/<id> once big), then committed: written to tmp/<id>, fdatasync,
+ * rename into queue/<id>, fsync of queue/ (batched across concurrent
+ * commits: group commit). Knows nothing of SMTP; callers decide when to
+ * commit.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/util.h"
 #include "queue/qid.h"
 
 struct spool;
 
-/* A message being received into tmp/. */
+/*
+ * A message being received: in memory up to SPOOL_MEM_MAX bytes, beyond
+ * that in tmp/<id>. Either way it is never acknowledged until committed.
+ */
+#define SPOOL_MEM_MAX	(128u * 1024)	/* bytes held per message */
+
 struct spool_msg {
 	struct spool	*sp;		/* borrowed: outlives the message */
 	char		 id[QID_LEN + 1];
 	char		*tmp_path;	/* owned */
 	char		*queue_path;	/* owned */
-	int		 fd;		/* -1 once closed */
+	int		 fd;		/* tmp/<id>, -1 if none or closed */
+	char		*mem;		/* owned: the bytes while !file */
+	size_t		 mem_len, mem_cap;
 	uint64_t	 written;	/* bytes written so far */
 	int		 error;		/* errno of the first failed write */
+	bool		 file;		/* tmp/<id> was created */
 	bool		 committed;
-	bool		 dropped;	/* tmp file removed uncommitted */
+	bool		 dropped;	/* removed uncommitted */
 };
 
 /*
@@ -37,25 +47,29 @@ struct spool	*spool_open(const char *dir);
 void		 spool_close(struct spool *sp);
 const char	*spool_queue_dir(const struct spool *sp);	/* borrowed */
 
-/* Create tmp/<new id> (readable too: a delivery at commit reads it back).
-   Returns the message (free with spool_msg_free()),
-   or NULL with errno set. Any thread. */
+/* A new message with a fresh id (nothing on disk yet). Returns it (free
+   with spool_msg_free()), or NULL with errno set. Any thread. */
 struct spool_msg *spool_msg_new(struct spool *sp);
 /*
- * Append bytes. Page-cache writes only; the sync happens at commit. A
- * failure is remembered in m->error and fails the commit; returns -1.
+ * Append bytes: to memory, or once past SPOOL_MEM_MAX to tmp/<id> (page
+ * cache; the sync happens at commit). A failure is remembered in
+ * m->error and fails the commit; returns -1.
  */
 int		 spool_msg_write(struct spool_msg *m, const void *buf,
 		    size_t len);
 /*
- * Make the message durable: fdatasync, close, rename into queue/, fsync
+ * Make the message durable: write it to tmp/<id> if it is still in
+ * memory, fdatasync, close, rename into queue/, fsync
  * queue/ (shared with concurrent commits: group commit). Blocking, for a
  * worker thread. 0, or an errno (m->committed tells whether the rename
  * happened).
  */
 int		 spool_msg_commit_sync(struct spool_msg *m);
-/* Close and remove an uncommitted message's tmp file, keeping m (its id)
-   for the caller; blocking, any thread. */
+/* Where to read back what was written so far (borrowed from m, valid
+   until m is committed, dropped or freed). */
+void		 spool_msg_src(const struct spool_msg *m, struct bytesrc *out);
+/* Close and remove an uncommitted message's tmp file and bytes, keeping
+   m (its id) for the caller; blocking, any thread. */
 void		 spool_msg_drop(struct spool_msg *m);
 /* Close and remove an uncommitted message and free it. NULL is a no-op. */
 void		 spool_msg_free(struct spool_msg *m);

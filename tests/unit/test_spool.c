@@ -1,0 +1,280 @@
+/* test_spool.c: a received message in memory, spilled to tmp/ when big,
+   committed into queue/, dropped without a trace. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "queue/spool.h"
+
+struct fixture {
+	char		 dir[64];
+	struct spool	*sp;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/petrel-spool-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	if ((f->sp = spool_open(f->dir)) == NULL)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static void
+rm_dir(const char *dir)
+{
+	DIR		*d = opendir(dir);
+	struct dirent	*de;
+	char		 path[512];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char	 sub[128];
+
+	spool_close(f->sp);
+	snprintf(sub, sizeof(sub), "%s/tmp", f->dir);
+	rm_dir(sub);
+	snprintf(sub, sizeof(sub), "%s/queue", f->dir);
+	rm_dir(sub);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static int
+count(const struct fixture *f, const char *sub)
+{
+	char	 path[128];
+	DIR	*d;
+	struct dirent *de;
+	int	 n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, sub);
+	assert_non_null(d = opendir(path));
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* The whole file at path must equal want (len bytes). */
+static void
+assert_file(const char *path, const char *want, size_t len)
+{
+	char	*got = malloc(len + 1);
+	int	 fd = open(path, O_RDONLY);
+
+	assert_true(fd != -1);
+	assert_int_equal(read(fd, got, len + 1), (ssize_t)len);
+	assert_memory_equal(got, want, len);
+	close(fd);
+	free(got);
+}
+
+/* Everything read back through src equals want. */
+static void
+assert_src(const struct bytesrc *src, const char *want, size_t len)
+{
+	char	*got = malloc(len + 1);
+	size_t	 have = 0;
+	ssize_t	 n;
+
+	/* odd-sized reads, to cross the ends of writes */
+	while ((n = bytesrc_pread(src, got + have,
+	    len + 1 - have < 1000 ? len + 1 - have : 1000,
+	    (off_t)have)) > 0)
+		have += (size_t)n;
+	assert_int_equal(n, 0);
+	assert_int_equal(have, len);
+	assert_memory_equal(got, want, len);
+	free(got);
+}
+
+static char *
+pattern(size_t len)
+{
+	char	*b = malloc(len);
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = (char)('a' + i % 23);
+	return b;
+}
+
+static void
+test_small_stays_in_memory(void **state)
+{
+	struct fixture	*f = *state;
+	struct spool_msg *m = spool_msg_new(f->sp);
+	struct bytesrc	 src;
+	char		 qpath[256];
+
+	assert_non_null(m);
+	assert_int_equal(spool_msg_write(m, "head\r\n", 6), 0);
+	assert_int_equal(spool_msg_write(m, "body\r\n", 6), 0);
+	assert_int_equal(m->written, 12);
+	assert_false(m->file);
+	assert_int_equal(count(f, "tmp"), 0);	/* nothing on disk yet */
+	spool_msg_src(m, &src);
+	assert_non_null(src.buf);
+	assert_src(&src, "head\r\nbody\r\n", 12);
+
+	assert_int_equal(spool_msg_commit_sync(m), 0);
+	assert_true(m->committed);
+	spool_path(f->sp, m->id, qpath, sizeof(qpath));
+	assert_file(qpath, "head\r\nbody\r\n", 12);
+	assert_int_equal(count(f, "tmp"), 0);
+	spool_msg_free(m);
+	assert_file(qpath, "head\r\nbody\r\n", 12);	/* free keeps it */
+}
+
+static void
+test_big_spills_to_tmp(void **state)
+{
+	struct fixture	*f = *state;
+	struct spool_msg *m = spool_msg_new(f->sp);
+	size_t		 len = SPOOL_MEM_MAX + 5000;
+	char		*b = pattern(len), qpath[256];
+	struct bytesrc	 src;
+
+	assert_non_null(m);
+	/* up to the limit exactly: still memory */
+	assert_int_equal(spool_msg_write(m, b, SPOOL_MEM_MAX), 0);
+	assert_false(m->file);
+	/* one byte more goes to tmp/<id>, with what came before */
+	assert_int_equal(spool_msg_write(m, b + SPOOL_MEM_MAX, 1), 0);
+	assert_true(m->file);
+	assert_null(m->mem);
+	assert_int_equal(spool_msg_write(m, b + SPOOL_MEM_MAX + 1,
+	    len - SPOOL_MEM_MAX - 1), 0);
+	assert_int_equal(count(f, "tmp"), 1);
+	assert_file(m->tmp_path, b, len);
+	spool_msg_src(m, &src);
+	assert_null(src.buf);
+	assert_src(&src, b, len);
+
+	assert_int_equal(spool_msg_commit_sync(m), 0);
+	spool_path(f->sp, m->id, qpath, sizeof(qpath));
+	assert_file(qpath, b, len);
+	assert_int_equal(count(f, "tmp"), 0);
+	spool_msg_free(m);
+	free(b);
+}
+
+static void
+test_drop_leaves_nothing(void **state)
+{
+	struct fixture	*f = *state;
+	struct spool_msg *small = spool_msg_new(f->sp);
+	struct spool_msg *big = spool_msg_new(f->sp);
+	char		*b = pattern(SPOOL_MEM_MAX * 2);
+
+	assert_int_equal(spool_msg_write(small, "x", 1), 0);
+	assert_int_equal(spool_msg_write(big, b, SPOOL_MEM_MAX * 2), 0);
+	assert_int_equal(count(f, "tmp"), 1);
+	spool_msg_drop(big);
+	assert_int_equal(count(f, "tmp"), 0);
+	spool_msg_drop(big);		/* twice is harmless */
+	spool_msg_free(big);
+	spool_msg_free(small);
+	assert_int_equal(count(f, "tmp"), 0);
+	assert_int_equal(count(f, "queue"), 0);
+	free(b);
+}
+
+static void
+test_spill_failure_fails_the_commit(void **state)
+{
+	struct fixture	*f = *state;
+	struct spool_msg *m = spool_msg_new(f->sp);
+	char		 tmp[128];
+
+	assert_int_equal(spool_msg_write(m, "x", 1), 0);
+	/* tmp/ is gone (root may write anywhere, so no permission trick) */
+	snprintf(tmp, sizeof(tmp), "%s/tmp", f->dir);
+	assert_int_equal(rmdir(tmp), 0);
+	assert_int_equal(spool_msg_commit_sync(m), ENOENT);
+	assert_false(m->committed);
+	assert_int_equal(count(f, "queue"), 0);
+	spool_msg_free(m);
+
+	/* the same when a big message spills during the writes */
+	m = spool_msg_new(f->sp);
+	char	*b = pattern(SPOOL_MEM_MAX + 1);
+
+	assert_int_equal(spool_msg_write(m, b, SPOOL_MEM_MAX + 1), -1);
+	assert_int_equal(m->error, ENOENT);
+	assert_int_equal(spool_msg_write(m, "y", 1), -1);	/* sticky */
+	assert_int_equal(spool_msg_commit_sync(m), ENOENT);
+	spool_msg_free(m);
+	free(b);
+	assert_int_equal(mkdir(tmp, 0700), 0);	/* for teardown */
+}
+
+static void
+test_bytesrc_memory(void **state)
+{
+	struct bytesrc	 src = { .fd = -1, .buf = "0123456789", .len = 10 };
+	char		 out[16];
+
+	(void)state;
+	assert_int_equal(bytesrc_pread(&src, out, 4, 0), 4);
+	assert_memory_equal(out, "0123", 4);
+	assert_int_equal(bytesrc_pread(&src, out, 16, 7), 3);
+	assert_memory_equal(out, "789", 3);
+	assert_int_equal(bytesrc_pread(&src, out, 16, 10), 0);
+	assert_int_equal(bytesrc_pread(&src, out, 16, 1000), 0);
+	assert_int_equal(bytesrc_pread(&src, out, 16, -1), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_small_stays_in_memory,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_spills_to_tmp,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drop_leaves_nothing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_spill_failure_fails_the_commit, setup, teardown),
+		cmocka_unit_test(test_bytesrc_memory),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -39,7 +39,7 @@ struct config {
 	char	*spool_dir;		/* owned; default "var/spool" */
 	char	*mail_dir;		/* owned; default "var/mail" */
 	int	 log_level;		/* enum log_level; default info */
-	int	 workers;		/* default 4 */
+	int	 workers;		/* default 8 */
 
 	/* [smtp] */
 	struct config_listen mx_listen[CONFIG_LISTEN_MAX];
@@ -119,7 +119,7 @@ struct config {
 	int	 retry_initial;		/* seconds; default 300 */
 	int	 retry_max;		/* seconds; default 4000 */
 	int	 max_lifetime;		/* seconds; default 432000 (5 days) */
-	int	 max_deliveries;	/* concurrent delivery jobs; default 8 */
+	int	 max_deliveries;	/* concurrent delivery jobs; default 16 */
 	bool	 direct_local;		/* Maildir deliveries before the 250,
 					   skipping the queue; default yes */
 };

@@ -156,6 +156,20 @@ maildir_spool_bytes(struct maildir_out *o, const char *p, size_t n)
 	size_t	 i;
 
 	for (i = 0; i < n; i++) {
+		if (o->state == MAILDIR_HDR_BODY && !o->pending_cr) {
+			/* fast path: in the body, copy up to the next CR in
+			   one piece */
+			const char *cr = memchr(p + i, '\r', n - i);
+			size_t	 run = cr == NULL ? n - i : (size_t)(cr - p) - i;
+
+			if (run > 0 && maildir_put(o, p + i, run) == -1)
+				return -1;
+			i += run;
+			if (cr == NULL)
+				break;
+			o->pending_cr = true;	/* the CR at p[i] */
+			continue;
+		}
 		if (o->pending_cr) {
 			o->pending_cr = false;
 			if (p[i] == '\n') {

@@ -6,6 +6,7 @@
 #include "smtp/body.h"
 
 #include <assert.h>
+#include <string.h>
 
 /*
  * Only CRLF ends a line (RFC 5321 2.3.8), and the end of data is exactly
@@ -83,8 +84,32 @@ smtp_body_feed(struct smtp_body *b, const char *in, size_t len, char *out,
 	size_t	 i = 0, o = 0;
 
 	while (i < len && !b->done) {
-		unsigned char c = (unsigned char)in[i++];
+		unsigned char c;
 
+		if (b->state == SMTP_BODY_MID) {
+			/* fast path: the plain bytes up to the next CR or LF
+			   in one copy; that byte goes through the switch */
+			const char *end = memchr(in + i, '\r', len - i);
+			const char *lf;
+			size_t	 run;
+
+			if (end == NULL)
+				end = in + len;
+			if ((lf = memchr(in + i, '\n', (size_t)(end - in) - i))
+			    != NULL)
+				end = lf;
+			run = (size_t)(end - in) - i;
+			memcpy(out + o, in + i, run);
+			o += run;
+			i += run;
+			b->size += run;
+			b->line_len += run;
+			if (b->line_len > b->line_max)
+				b->line_max = b->line_len;
+			if (i == len)
+				break;
+		}
+		c = (unsigned char)in[i++];
 		switch (b->state) {
 		case SMTP_BODY_BOL:
 			if (b->mode == SMTP_BODY_DATA && c == '.')

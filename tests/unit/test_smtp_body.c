@@ -213,6 +213,51 @@ test_byte_at_a_time(void **state)
 		check_case(&cases[i], &one, 1, "bytewise");
 }
 
+/*
+ * Random content over the bytes that matter ('.', CR, LF, plain): the
+ * whole input at once (long plain runs, the fast path), byte by byte and
+ * in random chunks must decode alike, state included.
+ */
+static void
+test_random_chunking(void **state)
+{
+	static const char alphabet[] = "ab.\r\n";
+	unsigned int seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 3000; round++) {
+		char	 in[96];
+		size_t	 len = (size_t)(rand_r(&seed) % sizeof(in));
+		size_t	 whole = len ? len : 1, one = 1, rnd[8];
+		struct body_run a, b, c;
+		enum smtp_body_mode mode = round % 2 ? SMTP_BODY_DATA :
+		    SMTP_BODY_BDAT;
+
+		for (size_t i = 0; i < len; i++)
+			in[i] = alphabet[rand_r(&seed) % 5];
+		for (size_t i = 0; i < 8; i++)
+			rnd[i] = 1 + (size_t)(rand_r(&seed) % 9);
+		body_run(mode, in, len, &whole, 1, &a);
+		body_run(mode, in, len, &one, 1, &b);
+		body_run(mode, in, len, rnd, 8, &c);
+		for (int k = 0; k < 2; k++) {
+			struct body_run *x = k ? &c : &b;
+
+			assert_int_equal(x->out_len, a.out_len);
+			assert_memory_equal(x->out, a.out, a.out_len);
+			assert_int_equal(x->consumed, a.consumed);
+			assert_int_equal(x->b.size, a.b.size);
+			assert_int_equal(x->b.line_max, a.b.line_max);
+			assert_int_equal(x->b.line_len, a.b.line_len);
+			assert_int_equal(x->b.bare, a.b.bare);
+			assert_int_equal(x->b.done, a.b.done);
+		}
+		free(a.out);
+		free(b.out);
+		free(c.out);
+	}
+}
+
 /* After the end marker nothing more is taken, however often one asks. */
 static void
 test_after_done(void **state)
@@ -364,6 +409,7 @@ main(void)
 		cmocka_unit_test(test_one_piece),
 		cmocka_unit_test(test_two_way_splits),
 		cmocka_unit_test(test_byte_at_a_time),
+		cmocka_unit_test(test_random_chunking),
 		cmocka_unit_test(test_after_done),
 		cmocka_unit_test(test_line_len),
 		cmocka_unit_test(test_finish),

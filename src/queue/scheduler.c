@@ -60,7 +60,9 @@ struct sched {
 	struct event_base	*base;	/* borrowed */
 	const struct config	*cfg;	/* borrowed */
 	struct spool		*sp;	/* borrowed */
-	struct workq		*wq;	/* borrowed */
+	struct workq		*wq;	/* borrowed: commits */
+	struct workq		*dwq;	/* owned: delivery passes, one
+					   thread per max_deliveries */
 	const struct local_db	*ldb;	/* borrowed */
 	struct remote		*remote;	/* borrowed or NULL */
 	struct dirsync		*ds;	/* owned: Maildir new/ syncs */
@@ -922,7 +924,7 @@ group_done(struct remote_job *j)
 		group_start(next);
 	}
 	if (--p->groups_left == 0)
-		workq_submit(p->s->wq, finish_work, finish_done, p);
+		workq_submit(p->s->dwq, finish_work, finish_done, p);
 }
 
 static void
@@ -1020,7 +1022,7 @@ prepare_done(void *arg)
 			out_note(&p->out[p->tasks[t].rcpt], SMTP_CLIENT_TEMP,
 			    "4.3.5", "remote delivery is not configured",
 			    "none");
-		workq_submit(s->wq, finish_work, finish_done, p);
+		workq_submit(s->dwq, finish_work, finish_done, p);
 		return;
 	}
 	p->groups_left = p->ngroups;
@@ -1065,7 +1067,7 @@ sched_kick(struct sched *s)
 		p = pass_new(s, q->id);
 		p->q = q;
 		s->running++;
-		workq_submit(s->wq, prepare_work, prepare_done, p);
+		workq_submit(s->dwq, prepare_work, prepare_done, p);
 	}
 }
 
@@ -1079,6 +1081,9 @@ sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
 	s->cfg = cfg;
 	s->sp = sp;
 	s->wq = wq;
+	/* passes wait on fsync and on peers: a thread each, so they never
+	   queue behind one another or behind the commits on wq */
+	s->dwq = workq_new(base, cfg->max_deliveries);
 	s->ldb = ldb;
 	s->ds = dirsync_new();
 	return s;
@@ -1161,7 +1166,8 @@ sched_free(struct sched *s)
 {
 	if (s == NULL)
 		return;
-	/* call after the workers stopped: no job holds a qmsg */
+	/* stopped: the passes still running end as deferrals */
+	workq_free(s->dwq);
 	while (s->all != NULL)
 		qmsg_free(s->all);
 	dirsync_free(s->ds);

@@ -2,9 +2,10 @@
 #define PETREL_QUEUE_SCHEDULER_H
 /*
  * scheduler.h: decides when each queued message is delivered: new
- * messages at once, deferred ones after a backoff, up to a limit of
- * concurrent delivery jobs on the worker pool. Routing and delivery run
- * in the job; results come back to the loop.
+ * messages at once, deferred ones after a backoff, up to max_deliveries
+ * concurrent delivery jobs, each on a thread of the scheduler's own pool.
+ * Routing and delivery run in the job; results come back to the loop.
+ * Commits run on the shared pool wq.
  */
 #include <event2/event.h>
 #include <stdint.h>
@@ -17,7 +18,8 @@
 struct sched;
 struct remote;
 
-/* All pointers borrowed: they outlive the scheduler. */
+/* All pointers borrowed: they outlive the scheduler. Starts the delivery
+   threads. */
 struct sched	*sched_new(struct event_base *base, const struct config *cfg,
 		    struct spool *sp, struct workq *wq,
 		    const struct local_db *ldb);
@@ -40,7 +42,8 @@ size_t		 sched_count(const struct sched *s);
 /* Start no more jobs; results of running ones are dropped (the message
    stays in the spool for the next start). */
 void		 sched_stop(struct sched *s);
-/* Free; call once the worker pool has stopped. */
+/* Free; call after sched_stop() once the loop has stopped and the commit
+   pool is freed. Waits for the delivery passes still running. */
 void		 sched_free(struct sched *s);
 
 /*

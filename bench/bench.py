@@ -17,6 +17,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -36,13 +37,22 @@ NOBODY = 65534          # Maildir owner for the peers' virtual users
 SYNC_CALLS = ("fsync", "fdatasync", "sync_file_range", "syncfs", "sync",
               "msync")
 
-# (key, title, payload bytes, recipients, persistent sessions)
+# (key, title, payload bytes, recipients, persistent sessions,
+#  concurrent sessions or None for --sessions)
 WORKLOADS = [
-    ("w1", "4 KiB, 1 rcpt, 1 msg/session", 4096, 1, False),
-    ("w2", "4 KiB, 1 rcpt, many msgs/session (-d)", 4096, 1, True),
-    ("w3", "100 KiB, 1 rcpt, 1 msg/session", 102400, 1, False),
-    ("w4", "4 KiB, 10 rcpts (10 users), 1 msg/session", 4096, 10, False),
+    ("w1", "4 KiB, 1 rcpt, 1 msg/session", 4096, 1, False, None),
+    ("w2", "4 KiB, 1 rcpt, many msgs/session (-d)", 4096, 1, True, None),
+    ("w3", "100 KiB, 1 rcpt, 1 msg/session", 102400, 1, False, None),
+    ("w4", "4 KiB, 10 rcpts (10 users), 1 msg/session", 4096, 10, False,
+     None),
+    # within OpenSMTPD's listen backlog of 5: processing, not dropped SYNs
+    ("w1s4", "4 KiB, 1 rcpt, 1 msg/session, 4 sessions", 4096, 1, False, 4),
 ]
+# A run this long is not repeated (its noise is small, its cost is not).
+REPEAT_MAX_S = 60.0
+# Figures reported as the median over the repeated runs.
+MEDIAN_FIELDS = ("ingest_rate", "e2e_rate", "cpu_per_1000", "peak_pss",
+                 "peak_rss", "listen_drops")
 
 
 class BenchError(Exception):
@@ -484,7 +494,7 @@ smtpd_client_recipient_rate_limit = 0
         return ((self.confdir / "main.cf").read_text() +
                 "# master.cf: this smtpd line, then Debian's services "
                 "with chroot n (POSTFIX_MASTER in bench/bench.py)\n" +
-                f"127.0.0.1:PORT inet n - n - - smtpd\n")
+                "127.0.0.1:PORT inet n - n - - smtpd\n")
 
     def _postfix(self, *args, timeout=60):
         return subprocess.run(["postfix", "-c", str(self.confdir), *args],
@@ -683,8 +693,26 @@ match from any for domain "{DOMAIN}" action "local"
 
 # ----------------------------------------------------------- measurements
 
+def workload_sessions(w, default):
+    return w[5] if w[5] is not None else default
+
+
+def median_run(runs):
+    """One result from repeated runs of a workload: the median of each
+    figure in MEDIAN_FIELDS over the runs that succeeded."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    out = dict(ok[0])
+    for f in MEDIAN_FIELDS:
+        out[f] = statistics.median(r[f] for r in ok)
+    out["runs"] = len(ok)
+    out["failed_runs"] = len(runs) - len(ok)
+    return out
+
+
 def smtp_source_argv(port, w, messages, sessions):
-    _, _, size, rcpts, persistent = w
+    _, _, size, rcpts, persistent, _ = w
     argv = ["smtp-source", "-s", str(sessions), "-m", str(messages),
             "-l", str(size), "-M", DOMAIN, "-f", SENDER,
             "-t", f"user@{DOMAIN}"]
@@ -929,7 +957,10 @@ def report(res):
       f"{' '.join(res['load_end'])}")
     a(f"- servers: {', '.join(res['versions'])}")
     a(f"- messages per workload: {res['messages']}, concurrent sessions: "
-      f"{res['sessions']}")
+      f"{res['sessions']} (unless the workload says otherwise); each "
+      f"figure is the median of {res['repeat']} runs, taken in turns "
+      f"(a run over {REPEAT_MAX_S:.0f} s is not repeated; `runs` says how "
+      "many counted)")
     if res.get("note"):
         a(f"- note: {res['note']}")
     for s in res["skipped"]:
@@ -944,8 +975,8 @@ def report(res):
       "a Maildir `new/`. CPU = server process tree (children included). "
       "Memory = peak of the tree, sampled every 100 ms.\n")
     a("| workload | server | ingest msg/s | end-to-end msg/s | CPU s / 1000 "
-      "msg | peak PSS MiB | peak RSS MiB | listen drops |")
-    a("|---|---|---:|---:|---:|---:|---:|---:|")
+      "msg | peak PSS MiB | peak RSS MiB | listen drops | runs |")
+    a("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, title, *_ in WORKLOADS:
         for n in names:
             r = res["load"].get((key, n))
@@ -953,12 +984,12 @@ def report(res):
                 continue
             if "error" in r:
                 a(f"| {key}: {title} | {n} | FAILED: {r['error']} "
-                  "| | | | | |")
+                  "| | | | | | |")
                 continue
             a(f"| {key}: {title} | {n} | {fmt(r['ingest_rate'])} | "
               f"{fmt(r['e2e_rate'])} | {r['cpu_per_1000']:.2f} | "
               f"{mib(r['peak_pss'])} | {mib(r['peak_rss'])} | "
-              f"{r['listen_drops']} |")
+              f"{r['listen_drops']:.0f} | {r.get('runs', 1)} |")
     a("")
 
     if peers:
@@ -1095,6 +1126,10 @@ def parse_args():
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--sync-messages", type=int, default=500)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per workload and server; the table shows "
+                         "the median of each figure (a run over "
+                         f"{REPEAT_MAX_S:.0f} s is not repeated)")
     ap.add_argument("--idle", default="1000,10000",
                     help="idle session counts")
     ap.add_argument("--ceiling-threads", default="1,4,16,64")
@@ -1118,11 +1153,14 @@ def parse_args():
     a = ap.parse_args()
     if a.smoke:
         a.servers, a.messages, a.sessions = "petrel", 40, 4
+        a.repeat = 1
         a.sync_messages, a.idle = 20, "50"
         a.ceiling_threads, a.ceiling_seconds = "1,4", 0.5
         a.timeout = 20
     elif a.results is None:
         a.results = str(BENCH / "RESULTS.md")
+    if not 1 <= a.repeat <= 20:
+        ap.error("--repeat out of range (1..20)")
     for n in ("messages", "sessions", "sync_messages"):
         if not 1 <= getattr(a, n) <= 1000000:
             ap.error(f"--{n.replace('_', '-')} out of range")
@@ -1174,6 +1212,7 @@ def main():
             datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_info(wd), "messages": a.messages,
         "sessions": a.sessions, "sync_messages": a.sync_messages,
+        "repeat": a.repeat,
         "servers": [s.name for s in servers], "skipped": skipped,
         "versions": [], "load": {}, "syncs": {}, "idle": {},
         "idle_sizes": [int(x) for x in a.idle.split(",") if x],
@@ -1197,17 +1236,30 @@ def main():
                 petrel_failed = True
 
     try:
-        for w in WORKLOADS:
-            for s in servers:
-                log(f"{w[0]} {w[1]}: {s.name}")
-                record(res["load"], (w[0], s.name),
-                       lambda: run_load(s, w, a.messages, a.sessions,
-                                        a.timeout))
-                if s.name not in res["configs"]:
-                    try:
-                        res["configs"][s.name] = s.config_text()
-                    except (OSError, AttributeError):
-                        pass
+        runs = {}
+        # repetitions outermost: a change in background load hits every
+        # server alike
+        for rep in range(a.repeat):
+            for w in WORKLOADS:
+                for s in servers:
+                    key = (w[0], s.name)
+                    prev = runs.get(key, [])
+                    if prev and ("error" in prev[0] or
+                                 prev[0]["ingest_s"] > REPEAT_MAX_S):
+                        continue
+                    log(f"{w[0]} {w[1]}: {s.name} (run {rep + 1})")
+                    one = {}
+                    record(one, key, lambda: run_load(
+                        s, w, a.messages, workload_sessions(w, a.sessions),
+                        a.timeout))
+                    runs.setdefault(key, []).append(one[key])
+                    if s.name not in res["configs"]:
+                        try:
+                            res["configs"][s.name] = s.config_text()
+                        except (OSError, AttributeError):
+                            pass
+        for key, rs in runs.items():
+            res["load"][key] = median_run(rs)
         for s in servers:
             log(f"durable syncs: {s.name}")
             record(res["syncs"], s.name,
@@ -1244,7 +1296,8 @@ def main():
 
     cmds = []
     for w in WORKLOADS:
-        argv = smtp_source_argv("PORT", w, a.messages, a.sessions)
+        argv = smtp_source_argv("PORT", w, a.messages,
+                                workload_sessions(w, a.sessions))
         cmds.append(f"# {w[0]}: {w[1]}\n" + " ".join(argv))
     cmds.append("# durable syncs (during a w1-shaped run of "
                 f"{a.sync_messages} messages)\nstrace -f -c -o FILE -e trace="

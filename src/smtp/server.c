@@ -90,6 +90,40 @@ smtp_sess_reply(struct smtp_session *s, int code, const char *enh, const char *f
 	if (code >= 500)
 		s->errors++;
 	evbuffer_add(bufferevent_get_output(s->bev), out, (size_t)n);
+	if (s->plain && !s->flush_pending) {
+		/* written after this callback, with any pipelined replies */
+		s->flush_pending = true;
+		event_active(s->flush_ev, EV_TIMEOUT, 1);
+	}
+}
+
+/* Write the replies of a plain session now; libevent takes over only
+   what the socket would not take. */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct evbuffer *out;
+
+	(void)fd;
+	(void)what;
+	s->flush_pending = false;
+	if (!s->plain)
+		return;		/* STARTTLS since: libevent writes */
+	out = bufferevent_get_output(s->bev);
+	if (evbuffer_get_length(out) == 0)
+		return;
+	/* a socket bufferevent keeps its output's drain side frozen for
+	   itself; its own write callback thaws it the same way */
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, bufferevent_getfd(s->bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) != 0) {
+		/* full socket, or an error that libevent then reports */
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	smtp_sess_write_cb(s->bev, s);	/* as libevent would; may free s */
 }
 
 void
@@ -213,6 +247,8 @@ smtp_sess_free(struct smtp_session *s)
 		event_free(s->delay_ev);
 	if (s->close_ev != NULL)
 		event_free(s->close_ev);
+	if (s->flush_ev != NULL)
+		event_free(s->flush_ev);
 	if (s->sasl != NULL)
 		sasl_free(s->sasl);
 	free(s->auth_user);
@@ -686,6 +722,8 @@ smtp_sess_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
+	if (s->plain && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);	/* drained: see flush_cb */
 	if (s->state == SMTP_STATE_QUIT &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		session_linger(s);
@@ -859,6 +897,8 @@ session_start(struct smtp_server *srv, struct bufferevent *bev,
 	s->bev = bev;
 	s->id = ++srv->next_id;
 	s->close_ev = evtimer_new(srv->base, close_cb, s);
+	s->flush_ev = event_new(srv->base, -1, 0, flush_cb, s);
+	s->plain = kind != SMTP_PORT_SMTPS && bufferevent_getfd(bev) >= 0;
 	peer_name(sa, s->addr, sizeof(s->addr), &s->port);
 	s->family = sa->sa_family;
 	if (sa->sa_family == AF_INET)
@@ -882,7 +922,9 @@ session_start(struct smtp_server *srv, struct bufferevent *bev,
 	    cfg->max_line_length + SMTP_CHUNK);
 	smtp_sess_enter(s, kind == SMTP_PORT_SMTPS ? SMTP_STATE_TLS :
 	    SMTP_STATE_INIT);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (s->plain)	/* a new bufferevent has EV_WRITE enabled */
+		bufferevent_disable(s->bev, EV_WRITE);
+	bufferevent_enable(s->bev, s->plain ? EV_READ : EV_READ | EV_WRITE);
 	log_info("- smtp connect client=[%s]:%u port=%s sess=%" PRIx64, s->addr,
 	    s->port, kind == SMTP_PORT_MX ? "mx" :
 	    kind == SMTP_PORT_SUBMISSION ? "submission" : "smtps", s->id);

@@ -100,6 +100,14 @@ struct smtp_session {
 	enum sasl_mech		 sasl_mech;
 	struct event		*delay_ev;	/* owned or NULL */
 	struct event		*close_ev;	/* owned: deferred close */
+	/*
+	 * A plain socket: replies are written straight from flush_ev, once
+	 * per loop pass, and EV_WRITE is enabled only while a write would
+	 * block (libevent would add and remove it around every reply).
+	 */
+	bool			 plain;
+	bool			 flush_pending;
+	struct event		*flush_ev;	/* owned */
 	int			 linger;	/* close_ev ticks so far */
 	char			*helo;		/* owned or NULL */
 	bool			 esmtp;

@@ -65,6 +65,11 @@ smtp_sess_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	smtp_sess_reply(s, 220, "2.0.0", "Ready to start TLS");
+	if (s->plain) {
+		/* the filter below needs libevent to write this socket */
+		s->plain = false;
+		bufferevent_enable(s->bev, EV_WRITE);
+	}
 	/*
 	 * CVE-2011-0411: whatever the client pipelined after STARTTLS came
 	 * in plaintext; it is dropped, never run inside TLS.

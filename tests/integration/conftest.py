@@ -87,11 +87,33 @@ class Petrel:
             if self.proc.poll() is not None:
                 raise RuntimeError("petrel exited: " + self.log())
             try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.5):
+                with socket.create_connection(("127.0.0.1", self.port),
+                                              0.5) as c:
+                    self._end_probe(c)
                     return self
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("petrel did not start: " + self.log())
+
+    @staticmethod
+    def _end_probe(c):
+        """QUIT the readiness probe and read to its EOF: petrel closes
+        only after it has freed the session, so its per-client slot is
+        free again before a test connects (a bare close races with the
+        test's own connects)."""
+        try:
+            c.settimeout(2)
+            buf = b""
+            while b"\r\n" not in buf:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+            c.sendall(b"QUIT\r\n")
+            while c.recv(4096):
+                pass
+        except OSError:
+            pass
 
     def stop(self):
         """SIGTERM and wait; returns the exit status."""

@@ -202,12 +202,17 @@ def test_session_slots_released(make_petrel):
             d.close()
 
     def two_sessions():
-        """Two sessions at once are allowed (polls while closes land)."""
+        """Two sessions at once are allowed (polls while closes land).
+        On success both end with QUIT, and petrel has freed them when
+        they read its close: the next connect finds both slots free."""
         deadline = time.time() + 5
         while time.time() < deadline:
             a, b = Raw(p.port), Raw(p.port)
             try:
                 if a.reply()[0] == 220 and b.reply()[0] == 220:
+                    for r in (a, b):
+                        expect(r, "QUIT", 221, "2.0.0")
+                        assert r.closed()
                     return True
             finally:
                 a.close()

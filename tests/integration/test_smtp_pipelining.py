@@ -2,9 +2,11 @@
 and big batches do not deadlock the server against a slow reader."""
 import concurrent.futures
 import socket
+import threading
+import time
 
 from conftest import Raw
-from helpers import EHLO_LINES, assert_reply, check_delivered, qid
+from helpers import EHLO_LINES, assert_reply, check_delivered, no_reply, qid
 
 
 def test_envelope_batch_then_data_batch(petrel, raw):
@@ -160,3 +162,33 @@ def test_client_that_never_reads_does_not_block_others(petrel, raw):
         assert_reply(other.cmd("NOOP"), 250, "2.0.0")
     finally:
         hog.close()
+
+
+def test_late_reader_gets_every_reply(petrel, raw):
+    """A client pipelines more replies than the kernel's socket buffers
+    hold (400,000 NOOPs: 5.6 MB of replies) and starts reading only
+    later: petrel's direct write comes up short, libevent finishes it,
+    reading stops above the high-water mark and resumes as the output
+    drains. Every reply arrives, in order, once; the session goes on."""
+    n = 400000
+    r = raw()
+    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    assert_reply(r.cmd("EHLO client.example"), 250)
+    # the sender blocks while petrel does not read: a thread of its own
+    sender = threading.Thread(target=r.sock.sendall,
+                              args=(b"NOOP\r\n" * n,), daemon=True)
+    sender.start()
+    time.sleep(0.5)
+    want = b"250 2.0.0 Ok\r\n" * n
+    got = bytearray(r.buf)
+    r.buf = b""
+    r.sock.settimeout(30)
+    while len(got) < len(want):
+        chunk = r.sock.recv(1 << 16)
+        assert chunk, f"closed after {len(got)} bytes"
+        got += chunk
+    sender.join(30)
+    assert not sender.is_alive()
+    assert bytes(got) == want
+    assert no_reply(r, 0.2)
+    assert_reply(r.cmd("MAIL FROM:<a@b.example>"), 250, "2.1.0")

@@ -146,7 +146,6 @@ sched_backoff(int n, int initial, int max)
 
 /* ---- worker side: reading --------------------------------------- */
 
-/* Read the spool file's envelope. 0, or -1 with a reason in err. */
 static void	pass_free(struct pass *p);
 
 static struct pass *
@@ -164,6 +163,7 @@ pass_new(struct sched *s, const char *id)
 	return p;
 }
 
+/* Read the message's envelope. 0, or -1 with a reason in err. */
 static int
 load_envelope(const struct bytesrc *src, struct envelope *e, size_t *body_off,
     char *err, size_t errlen)
@@ -455,7 +455,6 @@ struct commit {
 	void		*arg;
 	bool		 direct;	/* try the Maildir before the queue */
 	int		 err;
-	bool		 queued;
 };
 
 /*
@@ -518,8 +517,7 @@ commit_work(void *arg)
 		/* not for one Maildir here, or it failed: the queue retries
 		   (a failure was logged as deferred) */
 	}
-	if ((c->err = spool_msg_commit_sync(c->m)) == 0)
-		c->queued = true;
+	c->err = spool_msg_commit_sync(c->m);
 }
 
 /* ---- worker side: deciding -------------------------------------- */
@@ -1119,18 +1117,19 @@ commit_done(void *arg)
 {
 	struct commit	*c = arg;
 	char		 id[QID_LEN + 1];
+	bool		 queued = c->m->committed;	/* renamed into queue/ */
 
 	memcpy(id, c->m->id, sizeof(id));
-	if (c->err != 0 && c->m->committed)
+	if (c->err != 0 && queued)
 		/* renamed, but the directory sync failed: it may or may not
 		   survive a crash; the client gets a 4xx and retries, and the
 		   copy in queue/ is delivered too (at least once) */
 		log_err("%s spool commit dirsync failed: %s", id,
 		    strerror(c->err));
-	if (c->queued || c->m->committed)
+	if (queued)
 		sched_add(c->s, id);
 	c->cb(c->err, c->arg);		/* may free c->m */
-	if (c->err == 0 && !c->queued)
+	if (c->err == 0 && !queued)
 		log_info("%s queue removed: delivered at commit", id);
 	free(c);
 }

@@ -219,9 +219,9 @@ spool_msg_drop(struct spool_msg *m)
 	if (m->fd != -1)
 		close(m->fd);
 	m->fd = -1;
-	if (m->file && !m->committed && !m->dropped)
+	if (m->file && !m->committed)
 		unlink(m->tmp_path);
-	m->dropped = true;
+	m->file = false;	/* a second drop has nothing to remove */
 	free(m->mem);
 	m->mem = NULL;
 	m->mem_len = m->mem_cap = 0;

@@ -33,9 +33,9 @@ struct spool_msg {
 	size_t		 mem_len, mem_cap;
 	uint64_t	 written;	/* bytes written so far */
 	int		 error;		/* errno of the first failed write */
-	bool		 file;		/* tmp/<id> was created */
+	bool		 file;		/* the bytes are in tmp/<id> (queue/<id>
+					   once committed); false once dropped */
 	bool		 committed;
-	bool		 dropped;	/* removed uncommitted */
 };
 
 /*

@@ -115,12 +115,15 @@ def check_delivered(msg: bytes, original: bytes, rcpt="alice@localhost",
 
 
 def wait_until(pred, timeout=10, step=0.02):
+    """Poll pred() until it is true or timeout seconds pass; its last
+    value (so a caller can use what it found)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if pred():
-            return True
+        v = pred()
+        if v:
+            return v
         time.sleep(step)
-    return bool(pred())
+    return pred()
 
 
 def log_lines(petrel, *needles):

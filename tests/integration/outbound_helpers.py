@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
+from helpers import wait_until
 
 # Loopback addresses of the receivers (all on the shared port P).
 RECEIVER_ADDR = "127.0.0.2"   # a second petrel: mx1.remote.test
@@ -62,18 +63,19 @@ NOBODY = pwd.getpwnam("nobody")
 
 
 # --------------------------------------------------------------------------
-# polling
+# processes
 
 
-def wait_for(pred, timeout=10.0, step=0.02):
-    """Poll pred() until it is true or timeout seconds pass; its last value."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+def terminate(proc, timeout):
+    """SIGTERM a process this test started (by its pid), SIGKILL if it is
+    still there after timeout seconds; waits for it."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 # --------------------------------------------------------------------------
@@ -159,13 +161,7 @@ class Dnsmasq:
 
     def stop(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    os.kill(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait()
+            terminate(self.proc, 5)
             self.proc = None
             self.log_fh.close()
 
@@ -490,7 +486,7 @@ class SmtpSink:
             [SMTP_SINK, "-u", "nobody", "-d", f"{self.dir}/%M.",
              f"{self.addr}:{self.port}", "100"],
             stdout=self.err, stderr=self.err)
-        ok = wait_for(lambda: self.proc.poll() is not None or _connects(
+        ok = wait_until(lambda: self.proc.poll() is not None or _connects(
             self.addr, self.port), 5)
         if self.proc.poll() is not None or not ok:
             raise RuntimeError("smtp-sink did not start")
@@ -502,13 +498,7 @@ class SmtpSink:
 
     def stop(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    os.kill(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait()
+            terminate(self.proc, 5)
             self.proc = None
             self.err.close()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -607,7 +597,7 @@ class Dovecot:
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)],
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        ok = wait_for(lambda: self.proc.poll() is not None or (
+        ok = wait_until(lambda: self.proc.poll() is not None or (
             _connects("127.0.0.1", self.port) and self.socket.exists()), 10)
         if self.proc.poll() is not None or not ok:
             raise RuntimeError("dovecot did not start: " + self.log())
@@ -628,13 +618,7 @@ class Dovecot:
 
     def stop(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.kill(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait()
+            terminate(self.proc, 10)
             self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 

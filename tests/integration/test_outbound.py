@@ -20,7 +20,7 @@ from conftest import BIN
 from helpers import log_lines, split_delivered, wait_until
 from outbound_helpers import (DEAD_ADDR, PEER_ADDR, RECEIVER_ADDR, SINK_ADDR,
                               SMTP_SINK, Dovecot, Report, SmtpSink, nospace,
-                              reports, submit, wait_for)
+                              reports, submit)
 # fixtures, used by name
 from outbound_helpers import (dns, make_receiver, make_sender,  # noqa: F401
                               peer, shared_port)
@@ -131,7 +131,7 @@ def test_mx_delivery_to_petrel(make_sender, make_receiver, shared_port):
                            b"[127.0.0.1])\n\tby mx.test (petrel) with ESMTP "
                            b"id " + q.encode()), ours
     assert original == MSG.replace(b"\r\n", b"\n")
-    line = wait_for(lambda: sent_line(snd, q, "bob@remote.test"), 5)
+    line = wait_until(lambda: sent_line(snd, q, "bob@remote.test"), 5)
     assert line, snd.log()
     assert (f"deliver to=<bob@remote.test> relay=mx1.remote.test"
             f"[{RECEIVER_ADDR}]:{shared_port} ") in line, line
@@ -148,7 +148,7 @@ def test_mx_preference_fallback(make_sender, make_receiver, shared_port):
     q = submit(snd.port, ALICE, ["bob@fallback.test"], MSG)
     assert len(rcv.wait_messages("bob", 1, domain="fallback.test")) == 1, \
         snd.log()
-    line = wait_for(lambda: sent_line(snd, q, "bob@fallback.test"), 5)
+    line = wait_until(lambda: sent_line(snd, q, "bob@fallback.test"), 5)
     assert line and (f"relay=mx1.remote.test[{RECEIVER_ADDR}]:"
                      f"{shared_port}") in line, snd.log()
     failed = [ln for ln in log_lines(snd, q, DEAD_ADDR)
@@ -198,7 +198,7 @@ def test_implicit_mx(make_sender, make_receiver, shared_port):
     q = submit(snd.port, ALICE, ["carl@implicit.test"], MSG)
     assert len(rcv.wait_messages("carl", 1, domain="implicit.test")) == 1, \
         snd.log()
-    line = wait_for(lambda: sent_line(snd, q, "carl@implicit.test"), 5)
+    line = wait_until(lambda: sent_line(snd, q, "carl@implicit.test"), 5)
     assert line and (f"relay=implicit.test[{RECEIVER_ADDR}]:{shared_port}"
                      in line), snd.log()
     assert snd.wait_queue_empty()
@@ -243,7 +243,7 @@ def test_smarthost_overrides_mx(make_sender, make_receiver, peer,
     assert len(rcv.wait_messages("zed", 1, domain="nowhere.test")) == 1, \
         snd.log()
     for r in ("bob@elsewhere.test", "zed@nowhere.test"):
-        line = wait_for(lambda: sent_line(snd, q, r), 5)
+        line = wait_until(lambda: sent_line(snd, q, r), 5)
         assert line and f"[{RECEIVER_ADDR}]:{shared_port}" in line, snd.log()
     assert watch.connections == 0
     assert snd.wait_queue_empty()
@@ -269,7 +269,7 @@ def test_smarthost_auth_over_starttls(make_sender, make_receiver, peer):
     assert len(msgs) == 1, snd.log() + rcv.log()
     _, _, rec, _ = split_delivered(msgs[0])
     assert b"with ESMTPSA id" in rec, rec
-    assert wait_for(lambda: sent_line(snd, q, "bob@elsewhere.test"), 5)
+    assert wait_until(lambda: sent_line(snd, q, "bob@elsewhere.test"), 5)
     assert watch.connections == 0
     assert snd.wait_queue_empty()
 
@@ -310,9 +310,9 @@ def test_deferral_then_success(make_sender, peer, shared_port):
                                 "250 2.1.5 Ok"]
     snd = make_sender()
     q = submit(snd.port, ALICE, ["dave@peer.test"], MSG)
-    assert wait_for(lambda: p.delivered_to("dave@peer.test") == 1, 10), \
+    assert wait_until(lambda: p.delivered_to("dave@peer.test") == 1, 10), \
         snd.log()
-    assert wait_for(lambda: sent_line(snd, q, "dave@peer.test"), 5), \
+    assert wait_until(lambda: sent_line(snd, q, "dave@peer.test"), 5), \
         snd.log()
     assert status_lines(snd, q, "dave@peer.test") == ["deferred", "sent"], \
         snd.log()
@@ -421,7 +421,7 @@ def test_partially_accepted_recipients(make_sender, peer):
     snd = make_sender()
     rcpts = ["ok@peer.test", "later@peer.test", "bad@peer.test"]
     q = submit(snd.port, ALICE, rcpts, MSG)
-    assert wait_for(lambda: p.delivered_to("later@peer.test") == 1, 10), \
+    assert wait_until(lambda: p.delivered_to("later@peer.test") == 1, 10), \
         snd.log()
     assert snd.wait_queue_empty(), snd.log()
     reps = wait_reports(snd, 1)
@@ -471,9 +471,9 @@ def test_mail_4xx_and_lost_connection_are_retried(make_sender, peer):
     p.actions = [None, "drop_data", None]
     snd = make_sender()
     q = submit(snd.port, ALICE, ["eve@peer.test"], MSG)
-    assert wait_for(lambda: p.delivered_to("eve@peer.test") == 1, 12), \
+    assert wait_until(lambda: p.delivered_to("eve@peer.test") == 1, 12), \
         snd.log()
-    assert wait_for(lambda: sent_line(snd, q, "eve@peer.test"), 5)
+    assert wait_until(lambda: sent_line(snd, q, "eve@peer.test"), 5)
     assert status_lines(snd, q, "eve@peer.test") == \
         ["deferred", "deferred", "sent"], snd.log()
     assert p.connections == 3
@@ -489,7 +489,7 @@ def test_destination_concurrency(make_sender, peer):
     snd = make_sender(extra={"delivery.destination_concurrency": "1"})
     for i in range(4):
         submit(snd.port, ALICE, [f"n{i}@peer.test"], MSG)
-    assert wait_for(lambda: len(p.delivered()) == 4, 15), snd.log()
+    assert wait_until(lambda: len(p.delivered()) == 4, 15), snd.log()
     assert p.max_in_txn == 1
     assert snd.wait_queue_empty()
 
@@ -501,7 +501,7 @@ def test_greeting_timeout_then_retry(make_sender, peer):
     p.actions = ["stall_greeting", None]
     snd = make_sender(extra={"delivery.client_command_timeout": "1s"})
     q = submit(snd.port, ALICE, ["tim@peer.test"], MSG)
-    assert wait_for(lambda: p.delivered_to("tim@peer.test") == 1, 12), \
+    assert wait_until(lambda: p.delivered_to("tim@peer.test") == 1, 12), \
         snd.log()
     assert len(p.stall_durations) == 1
     assert 0.5 <= p.stall_durations[0] <= 5, p.stall_durations
@@ -564,7 +564,7 @@ def test_notify_passed_on_to_peer_with_dsn(make_sender, peer):
            mail_opts=["RET=HDRS", "ENVID=e-77"],
            rcpt_opts={"sue@peer.test": ["NOTIFY=SUCCESS,DELAY",
                                         "ORCPT=rfc822;orig@peer.test"]})
-    assert wait_for(lambda: p.delivered_to("sue@peer.test") == 1, 10), \
+    assert wait_until(lambda: p.delivered_to("sue@peer.test") == 1, 10), \
         snd.log()
     txn = p.delivered()[0]
     params = dict(w.split("=", 1) for w in txn.mail.split()[2:] if "=" in w)
@@ -724,7 +724,7 @@ def test_smtp_sink_receives(make_sender, shared_port):
     try:
         snd = make_sender()
         q = submit(snd.port, ALICE, ["x@sink.test"], MSG)
-        msgs = wait_for(sink.messages, 10)
+        msgs = wait_until(sink.messages, 10)
         assert msgs and len(msgs) == 1, snd.log()
         head, _, body = msgs[0].partition(b"\nReceived: from mx.test ")
         fields = dict(ln.split(": ", 1) for ln in
@@ -734,7 +734,7 @@ def test_smtp_sink_receives(make_sender, shared_port):
         assert fields["X-Rcpt-Args"].startswith("<x@sink.test>")
         assert b"Subject: outbound\n" in body
         assert b"\n.a line that starts with a dot\nlast line\n" in body
-        assert wait_for(lambda: sent_line(snd, q, "x@sink.test"), 5)
+        assert wait_until(lambda: sent_line(snd, q, "x@sink.test"), 5)
         assert snd.wait_queue_empty()
     finally:
         sink.stop()
@@ -758,16 +758,16 @@ def test_lmtp_to_dovecot(make_sender):
             users=["alice@localhost"] + lmtp_users)
         q = submit(snd.port, ALICE, lmtp_users, MSG)
         for u in ("carol@lmtp.test", "frank@lmtp.test"):
-            got = wait_for(lambda: dv.messages(u), 10)
+            got = wait_until(lambda: dv.messages(u), 10)
             assert got and len(got) == 1, (u, snd.log(), dv.log())
             m = got[0]
             assert m.startswith(b"Return-Path: <alice@localhost>\n"), m
             assert b"\nSubject: outbound\n" in m
             assert m.endswith(b"\n.a line that starts with a dot\n"
                               b"last line\n"), m
-        frank = wait_for(lambda: sent_line(snd, q, "frank@lmtp.test"), 5)
+        frank = wait_until(lambda: sent_line(snd, q, "frank@lmtp.test"), 5)
         assert frank and str(dv.socket) in frank, snd.log()
-        carol = wait_for(lambda: sent_line(snd, q, "carol@lmtp.test"), 5)
+        carol = wait_until(lambda: sent_line(snd, q, "carol@lmtp.test"), 5)
         assert carol and f"127.0.0.1]:{dv.port}" in carol, snd.log()
         # dave: bounced with Dovecot's reply
         reps = wait_reports(snd, 1)
@@ -809,7 +809,7 @@ def test_sigkill_during_data_then_restart(make_sender, peer):
     p.release()
     assert q in "".join(snd.queue_files())
     snd.start()
-    assert wait_for(lambda: p.delivered_to("kim@peer.test") >= 1, 15), \
+    assert wait_until(lambda: p.delivered_to("kim@peer.test") >= 1, 15), \
         snd.log()
     assert snd.wait_queue_empty(), snd.log()
     time.sleep(0.5)
@@ -819,7 +819,7 @@ def test_sigkill_during_data_then_restart(make_sender, peer):
     assert stalled.data_reply is None
     assert done[0].data == stalled.data    # the same whole message
     assert done[0].data.endswith(b"\r\n" + MSG)
-    assert wait_for(lambda: sent_line(snd, q, "kim@peer.test"), 5)
+    assert wait_until(lambda: sent_line(snd, q, "kim@peer.test"), 5)
     assert snd.messages("alice") == []
 
 

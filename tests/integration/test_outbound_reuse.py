@@ -8,8 +8,8 @@ import re
 import smtplib
 import time
 
-from helpers import log_lines
-from outbound_helpers import PEER_ADDR, RECEIVER_ADDR, ScriptedPeer, wait_for
+from helpers import log_lines, wait_until
+from outbound_helpers import PEER_ADDR, RECEIVER_ADDR, ScriptedPeer
 # fixtures, used by name
 from outbound_helpers import (dns, make_receiver,  # noqa: F401
                               make_sender, shared_port)
@@ -103,6 +103,15 @@ def sent_lines(p, ids):
     return out
 
 
+def wait_sent_lines(p, ids, timeout=5):
+    """sent_lines() once every queue id has one, else None (after
+    timeout seconds)."""
+    def all_sent():
+        lines = sent_lines(p, ids)
+        return lines if all(lines) else None
+    return wait_until(all_sent, timeout)
+
+
 def conn_use(line):
     m = re.search(r" conn_use=(\d+) ", line)
     return int(m.group(1)) if m else 1
@@ -125,12 +134,11 @@ def test_five_messages_one_connection(make_sender, shared_port):
         snd = make_sender(extra={"delivery.destination_concurrency": "1",
                                  "delivery.connection_reuse_time": "2s"})
         ids = submit_many(snd.port, [f"n{i}@peer.test" for i in range(5)])
-        assert wait_for(lambda: len(p.delivered()) == 5, 15), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 5, 15), snd.log()
         assert p.connections == 1, snd.log()
         assert p.verbs("EHLO") == 1
         assert p.verbs("RSET") == 0     # RFC 5321: MAIL may follow at once
-        lines = wait_for(lambda: all(sent_lines(snd, ids)) and
-                         sent_lines(snd, ids), 5)
+        lines = wait_sent_lines(snd, ids)
         assert lines, snd.log()
         relay = f"relay=mx.peer.test[{PEER_ADDR}]:{shared_port}"
         assert all(relay in ln for ln in lines), lines
@@ -138,7 +146,7 @@ def test_five_messages_one_connection(make_sender, shared_port):
         no_trouble(snd, ids)
         assert p.verbs("QUIT") == 0
         # idle for connection_reuse_time: QUIT, the peer sees it close
-        assert wait_for(lambda: p.verbs("QUIT") == 1, 5), snd.log()
+        assert wait_until(lambda: p.verbs("QUIT") == 1, 5), snd.log()
         assert snd.wait_queue_empty()
     finally:
         p.stop()
@@ -156,8 +164,7 @@ def test_reuse_under_tls(make_sender, make_receiver, shared_port):
     assert len(got) == 3, snd.log()
     for m in got:
         assert b"with ESMTPS id" in m, m[:400]
-    lines = wait_for(lambda: all(sent_lines(snd, ids)) and
-                     sent_lines(snd, ids), 5)
+    lines = wait_sent_lines(snd, ids)
     assert lines, snd.log()
     assert sorted(conn_use(ln) for ln in lines) == [1, 2, 3], lines
     relay = f"relay=mx1.remote.test[{RECEIVER_ADDR}]:{shared_port}"
@@ -168,7 +175,7 @@ def test_reuse_under_tls(make_sender, make_receiver, shared_port):
     sessions = {re.search(r"sess=(\w+)", ln).group(1)
                 for ln in log_lines(rcv, "smtp helo name=mx.test")}
     assert len(sessions) == 1, rcv.log()
-    bye = wait_for(lambda: log_lines(rcv, "smtp disconnect", "mail="), 5)
+    bye = wait_until(lambda: log_lines(rcv, "smtp disconnect", "mail="), 5)
     assert bye and len(bye) == 1, rcv.log()
     assert "ehlo=2 mail=3 " in bye[0] and "quit=1" in bye[0], bye
 
@@ -181,9 +188,9 @@ def test_burst_uses_fewer_connections(make_sender, shared_port):
     try:
         snd = make_sender()
         ids = submit_many(snd.port, [f"n{i}@peer.test" for i in range(5)])
-        assert wait_for(lambda: len(p.delivered()) == 5, 15), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 5, 15), snd.log()
         ids += submit_many(snd.port, [f"m{i}@peer.test" for i in range(5)])
-        assert wait_for(lambda: len(p.delivered()) == 10, 15), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 10, 15), snd.log()
         assert p.connections < 10, p.connections
         no_trouble(snd, ids)
     finally:
@@ -197,12 +204,11 @@ def test_reuse_disabled(make_sender, shared_port):
         snd = make_sender(extra={"delivery.destination_concurrency": "1",
                                  "delivery.connection_reuse_time": "0"})
         ids = submit_many(snd.port, [f"n{i}@peer.test" for i in range(5)])
-        assert wait_for(lambda: len(p.delivered()) == 5, 15), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 5, 15), snd.log()
         assert p.connections == 5
         assert p.verbs("EHLO") == 5
-        assert wait_for(lambda: p.verbs("QUIT") == 5, 5)
-        lines = wait_for(lambda: all(sent_lines(snd, ids)) and
-                         sent_lines(snd, ids), 5)
+        assert wait_until(lambda: p.verbs("QUIT") == 5, 5)
+        lines = wait_sent_lines(snd, ids)
         assert lines and not any("conn_use=" in ln for ln in lines), lines
         no_trouble(snd, ids)
     finally:
@@ -217,16 +223,15 @@ def test_peer_closes_parked_connection(make_sender, shared_port):
     try:
         snd = make_sender(extra={"delivery.connection_reuse_time": "30s"})
         ids = submit_many(snd.port, ["n0@peer.test"])
-        assert wait_for(lambda: len(p.delivered()) == 1, 10), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 1, 10), snd.log()
         # let the close reach petrel while the connection is parked
         time.sleep(0.5)
         ids += submit_many(snd.port, ["n1@peer.test"])
-        assert wait_for(lambda: len(p.delivered()) == 2, 10), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 2, 10), snd.log()
         assert p.connections == 2
         assert [t.conn for t in p.delivered()] == [0, 1]
         assert p.verbs("MAIL", conn=0) == 1    # nothing tried on the dead one
-        lines = wait_for(lambda: all(sent_lines(snd, ids)) and
-                         sent_lines(snd, ids), 5)
+        lines = wait_sent_lines(snd, ids)
         assert lines and [conn_use(ln) for ln in lines] == [1, 1], lines
         no_trouble(snd, ids)
     finally:
@@ -242,14 +247,13 @@ def test_parked_connection_dead_at_use(make_sender, shared_port):
     try:
         snd = make_sender(extra={"delivery.connection_reuse_time": "30s"})
         ids = submit_many(snd.port, ["n0@peer.test"])
-        assert wait_for(lambda: len(p.delivered()) == 1, 10), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 1, 10), snd.log()
         ids += submit_many(snd.port, ["n1@peer.test"])
-        assert wait_for(lambda: len(p.delivered()) == 2, 10), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 2, 10), snd.log()
         assert p.connections == 2
         assert p.verbs("MAIL", conn=0) == 2     # it was reused, then died
         assert [t.conn for t in p.delivered()] == [0, 1]
-        lines = wait_for(lambda: all(sent_lines(snd, ids)) and
-                         sent_lines(snd, ids), 5)
+        lines = wait_sent_lines(snd, ids)
         assert lines and [conn_use(ln) for ln in lines] == [1, 1], lines
         no_trouble(snd, ids)
     finally:
@@ -264,9 +268,9 @@ def test_421_on_parked_connection(make_sender, shared_port):
     try:
         snd = make_sender(extra={"delivery.connection_reuse_time": "30s"})
         ids = submit_many(snd.port, ["n0@peer.test"])
-        assert wait_for(lambda: len(p.delivered()) == 1, 10), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 1, 10), snd.log()
         ids += submit_many(snd.port, ["n1@peer.test"])
-        assert wait_for(lambda: len(p.delivered()) == 2, 10), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 2, 10), snd.log()
         assert p.connections == 2
         assert [t.conn for t in p.delivered()] == [0, 1]
         no_trouble(snd, ids)
@@ -281,12 +285,11 @@ def test_connection_carries_at_most_100_messages(make_sender, shared_port):
     try:
         snd = make_sender(extra={"delivery.destination_concurrency": "1"})
         ids = submit_many(snd.port, [f"n{i}@peer.test" for i in range(101)])
-        assert wait_for(lambda: len(p.delivered()) == 101, 60), snd.log()
+        assert wait_until(lambda: len(p.delivered()) == 101, 60), snd.log()
         assert p.connections == 2
         assert sum(1 for t in p.delivered() if t.conn == 0) == 100
         assert p.verbs("QUIT", conn=0) == 1
-        lines = wait_for(lambda: all(sent_lines(snd, ids)) and
-                         sent_lines(snd, ids), 5)
+        lines = wait_sent_lines(snd, ids)
         assert lines and max(conn_use(ln) for ln in lines) == 100
         no_trouble(snd, ids)
     finally:

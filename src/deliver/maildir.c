@@ -1,7 +1,9 @@
 /*
  * maildir.c: write one message into a Maildir the way
- * cr.yp.to/proto/maildir.html says: tmp/, fsync, rename into new/, fsync
- * new/. Blocking; runs on a worker thread. Knows nothing of the queue.
+ * cr.yp.to/proto/maildir.html means: in tmp/, fsync, then into new/ in one
+ * step, fsync new/. Where it can, the file in tmp/ has no name at all
+ * (core/newfile.h) and is linked into new/. Blocking; runs on a worker
+ * thread. Knows nothing of the queue.
  */
 #include "deliver/maildir.h"
 
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/dirsync.h"
+#include "core/newfile.h"
 #include "core/util.h"
 
 #define MAILDIR_BUF_CAP		(64 * 1024)
@@ -325,16 +328,16 @@ maildir_deliver(struct dirsync *ds, const char *dir, const struct bytesrc *src,
     const char *hostname, char *err, size_t errlen)
 {
 	struct maildir_out o = { .fd = -1 };
-	char	 path[PATH_MAX], tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX];
-	char	 name[NAME_MAX + 1];
+	struct newfile nf = NEWFILE_INIT;
+	char	 path[PATH_MAX], tmpdir[PATH_MAX], new[PATH_MAX];
+	char	 newdir[PATH_MAX], name[NAME_MAX + 1];
 	char	*rbuf = NULL;
 	const char *step = "mkdir", *where = dir;
 	ssize_t	 n;
 	off_t	 off = body_off;
-	bool	 renamed = false;
-	int	 rc = -1, saved, tmp_fd;
+	bool	 published = false;
+	int	 rc = -1;
 
-	tmp[0] = new[0] = '\0';
 	if (!maildir_header_ok(return_path) ||
 	    !maildir_header_ok(delivered_to)) {
 		snprintf(err, errlen, "maildir: header %s: line end in "
@@ -346,33 +349,25 @@ maildir_deliver(struct dirsync *ds, const char *dir, const struct bytesrc *src,
 	where = dir;
 	if (maildir_unique(name, sizeof(name), hostname) == -1 ||
 	    maildir_join(newdir, sizeof(newdir), dir, "new") == -1 ||
-	    maildir_join(path, sizeof(path), dir, "tmp") == -1 ||
-	    maildir_join(tmp, sizeof(tmp), path, name) == -1 ||
-	    maildir_join(new, sizeof(new), newdir, name) == -1) {
-		tmp[0] = '\0';
+	    maildir_join(tmpdir, sizeof(tmpdir), dir, "tmp") == -1 ||
+	    maildir_join(new, sizeof(new), newdir, name) == -1)
 		goto fail;
-	}
 
 	step = "open";
-	where = tmp;
-	o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (o.fd == -1 && (errno == ENOENT || errno == ENOTDIR)) {
+	where = tmpdir;
+	if (newfile_open(&nf, tmpdir, name, 0600) == -1 &&
+	    (errno == ENOENT || errno == ENOTDIR)) {
 		/* the first delivery to this box: make it, then try again
 		   (or fail on what is in the way, with its name) */
 		if (maildir_make(dir, &step, &where, path, sizeof(path)) == -1)
 			goto fail;
 		step = "open";
-		where = tmp;
-		o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
+		where = tmpdir;
+		newfile_open(&nf, tmpdir, name, 0600);
 	}
-	if (o.fd == -1) {
-		/* Not ours: never unlink a file someone else created. */
-		saved = errno;
-		tmp[0] = '\0';
-		errno = saved;
+	if (nf.fd == -1)
 		goto fail;
-	}
+	o.fd = nf.fd;		/* borrowed: nf closes it */
 	o.buf = xmalloc(MAILDIR_BUF_CAP);
 	rbuf = xmalloc(MAILDIR_BUF_CAP);
 	o.state = MAILDIR_HDR_START;
@@ -401,28 +396,20 @@ maildir_deliver(struct dirsync *ds, const char *dir, const struct bytesrc *src,
 	if (maildir_spool_end(&o) == -1)
 		goto fail;
 
-	step = "fsync";
-	if (fsync(o.fd) == -1)
-		goto fail;
-	step = "close";
-	tmp_fd = o.fd;
-	o.fd = -1;	/* closed even when close() reports an error */
-	if (close(tmp_fd) == -1)
-		goto fail;
-
-	step = "rename";
-	if (rename(tmp, new) == -1) {
+	/* fsync, then the name in new/ (never a partial file there) */
+	step = "deliver";
+	where = new;
+	if (newfile_publish(&nf, new, false) == -1) {
 		/* new/ was removed under us: make it again */
 		if (errno != ENOENT || maildir_make(dir, &step, &where, path,
 		    sizeof(path)) == -1)
 			goto fail;
-		step = "rename";
-		where = tmp;
-		if (rename(tmp, new) == -1)
+		step = "deliver";
+		where = new;
+		if (newfile_publish(&nf, new, false) == -1)
 			goto fail;
 	}
-	renamed = true;
-	tmp[0] = '\0';
+	published = true;
 
 	step = "fsync";
 	where = newdir;
@@ -435,11 +422,8 @@ maildir_deliver(struct dirsync *ds, const char *dir, const struct bytesrc *src,
 fail:
 	maildir_error(err, errlen, step, where, errno);
 out:
-	if (o.fd != -1)
-		close(o.fd);	/* already failed: the file is unlinked */
-	if (rc == -1 && tmp[0] != '\0')
-		unlink(tmp);	/* never leave a half-written file behind */
-	if (rc == -1 && renamed)
+	newfile_discard(&nf);	/* never leave a half-written file behind */
+	if (rc == -1 && published)
 		unlink(new);	/* not durable: the queue will retry */
 	free(o.buf);
 	free(rbuf);

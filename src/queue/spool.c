@@ -18,6 +18,7 @@
 
 #include "core/dirsync.h"
 #include "core/log.h"
+#include "core/newfile.h"
 #include "core/util.h"
 
 struct spool {
@@ -112,37 +113,33 @@ spool_msg_new(struct spool *sp)
 
 	m = xcalloc(1, sizeof(*m));
 	m->sp = sp;
-	m->fd = -1;
+	m->nf = NEWFILE_INIT;
 	for (int tries = 0; tries < 16; tries++) {
 		pthread_mutex_lock(&sp->gen_mtx);
 		qid_next(&sp->gen, now_usec(), m->id);
 		pthread_mutex_unlock(&sp->gen_mtx);
-		free(m->tmp_path);
 		free(m->queue_path);
-		m->tmp_path = xasprintf("%s/%s", sp->tmp_dir, m->id);
 		m->queue_path = xasprintf("%s/%s", sp->queue_dir, m->id);
 		/* after a clock step back an id may already be queued */
 		if (stat(m->queue_path, &st) == -1)
 			return m;
 	}
-	free(m->tmp_path);
 	free(m->queue_path);
 	free(m);
 	errno = EEXIST;
 	return NULL;
 }
 
-/* From memory to tmp/<id>: the message outgrew SPOOL_MEM_MAX, or is
-   being committed. 0, or -1 with errno set. */
+/* From memory to a file in tmp/ (unnamed where the system can): the
+   message outgrew SPOOL_MEM_MAX, or is being committed. 0, or -1 with
+   errno set. */
 static int
 spill(struct spool_msg *m)
 {
-	m->fd = open(m->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600);
-	if (m->fd == -1)
+	if (newfile_open(&m->nf, m->sp->tmp_dir, m->id, 0600) == -1)
 		return -1;
 	m->file = true;
-	if (io_write_all(m->fd, m->mem, m->mem_len) == -1)
+	if (io_write_all(m->nf.fd, m->mem, m->mem_len) == -1)
 		return -1;
 	free(m->mem);
 	m->mem = NULL;
@@ -172,7 +169,7 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 		return 0;
 	}
 	if ((!m->file && spill(m) == -1) ||
-	    io_write_all(m->fd, buf, len) == -1) {
+	    io_write_all(m->nf.fd, buf, len) == -1) {
 		m->error = errno;
 		return -1;
 	}
@@ -184,7 +181,7 @@ void
 spool_msg_src(const struct spool_msg *m, struct bytesrc *out)
 {
 	if (m->file)
-		*out = (struct bytesrc){ .fd = m->fd };
+		*out = (struct bytesrc){ .fd = m->nf.fd };
 	else
 		*out = (struct bytesrc){ .fd = -1, .buf = m->mem,
 		    .len = m->mem_len };
@@ -197,14 +194,7 @@ spool_msg_commit_sync(struct spool_msg *m)
 		return m->error;
 	if (!m->file && spill(m) == -1)
 		return m->error = errno;
-	if (fdatasync(m->fd) == -1)
-		return errno;
-	if (close(m->fd) == -1) {
-		m->fd = -1;
-		return errno;
-	}
-	m->fd = -1;
-	if (rename(m->tmp_path, m->queue_path) == -1)
+	if (newfile_publish(&m->nf, m->queue_path, true) == -1)
 		return errno;
 	m->committed = true;
 	/* group commit: one fsync of queue/ covers concurrent renames */
@@ -216,11 +206,7 @@ spool_msg_commit_sync(struct spool_msg *m)
 void
 spool_msg_drop(struct spool_msg *m)
 {
-	if (m->fd != -1)
-		close(m->fd);
-	m->fd = -1;
-	if (m->file && !m->committed)
-		unlink(m->tmp_path);
+	newfile_discard(&m->nf);	/* after a commit: nothing to remove */
 	m->file = false;	/* a second drop has nothing to remove */
 	free(m->mem);
 	m->mem = NULL;
@@ -233,7 +219,6 @@ spool_msg_free(struct spool_msg *m)
 	if (m == NULL)
 		return;
 	spool_msg_drop(m);	/* never leave a half-written file */
-	free(m->tmp_path);
 	free(m->queue_path);
 	free(m);
 }

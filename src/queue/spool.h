@@ -2,16 +2,18 @@
 #define PETREL_QUEUE_SPOOL_H
 /*
  * spool.h: the on-disk queue. A message is held in memory as it arrives
- * (in tmp/<id> once big), then committed: written to tmp/<id>, fdatasync,
- * rename into queue/<id>, fsync of queue/ (batched across concurrent
- * commits: group commit). Knows nothing of SMTP; callers decide when to
- * commit.
+ * (in a file in tmp/ once big), then committed: written to that file,
+ * fdatasync, given its name queue/<id>, fsync of queue/ (batched across
+ * concurrent commits: group commit). The file in tmp/ has no name where
+ * the system allows (core/newfile.h), else it is tmp/<id>. Knows nothing
+ * of SMTP; callers decide when to commit.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/newfile.h"
 #include "core/util.h"
 #include "queue/qid.h"
 
@@ -19,21 +21,21 @@ struct spool;
 
 /*
  * A message being received: in memory up to SPOOL_MEM_MAX bytes, beyond
- * that in tmp/<id>. Either way it is never acknowledged until committed.
+ * that in a file in tmp/. Either way it is never acknowledged until
+ * committed.
  */
 #define SPOOL_MEM_MAX	(128u * 1024)	/* bytes held per message */
 
 struct spool_msg {
 	struct spool	*sp;		/* borrowed: outlives the message */
 	char		 id[QID_LEN + 1];
-	char		*tmp_path;	/* owned */
 	char		*queue_path;	/* owned */
-	int		 fd;		/* tmp/<id>, -1 if none or closed */
+	struct newfile	 nf;		/* in tmp/ (maybe unnamed) once spilled */
 	char		*mem;		/* owned: the bytes while !file */
 	size_t		 mem_len, mem_cap;
 	uint64_t	 written;	/* bytes written so far */
 	int		 error;		/* errno of the first failed write */
-	bool		 file;		/* the bytes are in tmp/<id> (queue/<id>
+	bool		 file;		/* the bytes are in the tmp/ file (queue/<id>
 					   once committed); false once dropped */
 	bool		 committed;
 };
@@ -51,18 +53,17 @@ const char	*spool_queue_dir(const struct spool *sp);	/* borrowed */
    with spool_msg_free()), or NULL with errno set. Any thread. */
 struct spool_msg *spool_msg_new(struct spool *sp);
 /*
- * Append bytes: to memory, or once past SPOOL_MEM_MAX to tmp/<id> (page
+ * Append bytes: to memory, or once past SPOOL_MEM_MAX to the tmp/ file (page
  * cache; the sync happens at commit). A failure is remembered in
  * m->error and fails the commit; returns -1.
  */
 int		 spool_msg_write(struct spool_msg *m, const void *buf,
 		    size_t len);
 /*
- * Make the message durable: write it to tmp/<id> if it is still in
- * memory, fdatasync, close, rename into queue/, fsync
- * queue/ (shared with concurrent commits: group commit). Blocking, for a
- * worker thread. 0, or an errno (m->committed tells whether the rename
- * happened).
+ * Make the message durable: write it to a tmp/ file if it is still in
+ * memory, fdatasync, name it queue/<id>, close, fsync queue/ (shared with
+ * concurrent commits: group commit). Blocking, for a worker thread. 0, or
+ * an errno (m->committed tells whether queue/<id> was made).
  */
 int		 spool_msg_commit_sync(struct spool_msg *m);
 /* Where to read back what was written so far (borrowed from m, valid

@@ -8,7 +8,8 @@ Phases aimed at (each kill is logged with what it hit, see KILL lines):
             has sent all of it but the final dot
   dot       raw clients have just sent the final dot: the commit
             (fdatasync, rename into queue/, fsync of queue/) is running
-  maildir   a delivery has a file in some Maildir's tmp/
+  maildir   a delivery has a file open in some Maildir's tmp/ (it has
+            no name there where O_TMPFILE works: seen in /proc/PID/fd)
   backlog   200 messages queued for a user whose Maildir is blocked
   scan      within a few ms of exec, with that big queue: startup, the
             tmp/ clean-up, the queue scan
@@ -242,6 +243,26 @@ def maildir_tmp_files(p):
     return out
 
 
+def maildir_tmp_open(pid):
+    """Files petrel holds open in some Maildir's tmp/: a delivery being
+    written. Unnamed files (O_TMPFILE) show only here, as
+    ".../Maildir/tmp/#<inode> (deleted)"."""
+    out = set()
+    fds = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return out
+    for n in names:
+        try:
+            target = os.readlink(f"{fds}/{n}")
+        except OSError:
+            continue
+        if "/Maildir/tmp/" in target:
+            out.add(target)
+    return out
+
+
 def new_count(p, user):
     d = p.mail / "localhost" / user.split("@")[0] / "Maildir" / "new"
     try:
@@ -416,11 +437,14 @@ class Torture:
         print(f"KILL {rec['n']} dot outcome {rec['dot_outcome']}")
 
     def kill_maildir(self):
-        """Kill the moment a new file shows in some Maildir's tmp/."""
+        """Kill the moment petrel has a file open in some Maildir's tmp/
+        (named or not), or a new one shows there."""
         deadline = time.time() + 10
         hit = False
+        pid = self.p.proc.pid
         while time.time() < deadline and not hit:
-            hit = bool(maildir_tmp_files(self.p) - self.mtmp_seen)
+            hit = bool(maildir_tmp_open(pid)) or \
+                bool(maildir_tmp_files(self.p) - self.mtmp_seen)
             if not hit:
                 time.sleep(0.0005)
         self.kill("maildir", aimed=hit)

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,21 +16,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/newfile.h"
 #include "core/util.h"
 #include "queue/spool.h"
 
 struct fixture {
 	char		 dir[64];
 	struct spool	*sp;
+	bool		 named;		/* the tmp/ file has a name */
 };
 
 static int
-setup(void **state)
+setup_as(void **state, bool named)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (f == NULL)
 		return -1;
+	f->named = named;
+	newfile_allow_unnamed(!named);
 	snprintf(f->dir, sizeof(f->dir), "/tmp/petrel-spool-XXXXXX");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
@@ -37,6 +42,20 @@ setup(void **state)
 		return -1;
 	*state = f;
 	return 0;
+}
+
+/* the tmp/ file unnamed where the system allows (the default) */
+static int
+setup(void **state)
+{
+	return setup_as(state, false);
+}
+
+/* the fallback for systems without O_TMPFILE: tmp/<id>, renamed */
+static int
+setup_named(void **state)
+{
+	return setup_as(state, true);
 }
 
 static void
@@ -71,6 +90,7 @@ teardown(void **state)
 	rm_dir(sub);
 	rmdir(f->dir);
 	free(f);
+	newfile_allow_unnamed(true);
 	return 0;
 }
 
@@ -180,8 +200,11 @@ test_big_spills_to_tmp(void **state)
 	assert_null(m->mem);
 	assert_int_equal(spool_msg_write(m, b + SPOOL_MEM_MAX + 1,
 	    len - SPOOL_MEM_MAX - 1), 0);
-	assert_int_equal(count(f, "tmp"), 1);
-	assert_file(m->tmp_path, b, len);
+	if (f->named) {
+		assert_int_equal(count(f, "tmp"), 1);
+		assert_file(m->nf.tmp, b, len);
+	} else	/* where O_TMPFILE works, nothing shows */
+		assert_int_equal(count(f, "tmp"), m->nf.tmp != NULL);
 	spool_msg_src(m, &src);
 	assert_null(src.buf);
 	assert_src(&src, b, len);
@@ -204,7 +227,9 @@ test_drop_leaves_nothing(void **state)
 
 	assert_int_equal(spool_msg_write(small, "x", 1), 0);
 	assert_int_equal(spool_msg_write(big, b, SPOOL_MEM_MAX * 2), 0);
-	assert_int_equal(count(f, "tmp"), 1);
+	assert_true(big->file);
+	assert_int_equal(count(f, "tmp"), big->nf.tmp != NULL);
+	assert_int_equal(f->named, big->nf.tmp != NULL);
 	spool_msg_drop(big);
 	assert_int_equal(count(f, "tmp"), 0);
 	spool_msg_drop(big);		/* twice is harmless */
@@ -273,6 +298,12 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_spill_failure_fails_the_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_spills_to_tmp,
+		    setup_named, teardown),
+		cmocka_unit_test_setup_teardown(test_drop_leaves_nothing,
+		    setup_named, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_spill_failure_fails_the_commit, setup_named, teardown),
 		cmocka_unit_test(test_bytesrc_memory),
 	};
 

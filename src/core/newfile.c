@@ -1,0 +1,137 @@
+/*
+ * newfile.c: see newfile.h. The unnamed file is linked through
+ * /proc/self/fd/N with AT_SYMLINK_FOLLOW, which needs no privilege
+ * (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+ *
+ * Order for the unnamed file: contents synced, link, inode synced again.
+ * The second sync matters without a filesystem journal (ext2-style ext4):
+ * the first one wrote the inode with a link count of 0, and the link alone
+ * would not rewrite it before the caller syncs the directory.
+ */
+#include "core/newfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+/* 0: not asked yet, 1: /proc/self/fd names open files, -1: it does not */
+static atomic_int newfile_proc;
+
+static bool
+proc_ok(void)
+{
+	int	 v = atomic_load(&newfile_proc);
+
+	if (v == 0) {
+		v = access("/proc/self/fd", X_OK) == 0 ? 1 : -1;
+		atomic_store(&newfile_proc, v);
+	}
+	return v == 1;
+}
+
+void
+newfile_allow_unnamed(bool allow)
+{
+	atomic_store(&newfile_proc, allow ? 0 : -1);
+}
+
+int
+newfile_open(struct newfile *nf, const char *tmpdir, const char *name,
+    mode_t mode)
+{
+	int	 saved;
+
+	*nf = NEWFILE_INIT;
+	if (proc_ok()) {
+		nf->fd = open(tmpdir, O_RDWR | O_TMPFILE | O_CLOEXEC, mode);
+		if (nf->fd != -1)
+			return 0;
+		/* filesystems without O_TMPFILE say so in several ways;
+		   anything else (ENOENT, EACCES, ENOSPC) is the caller's */
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return -1;
+	}
+	nf->tmp = xasprintf("%s/%s", tmpdir, name);
+	nf->fd = open(nf->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (nf->fd == -1) {
+		saved = errno;
+		free(nf->tmp);	/* not ours: never unlink it */
+		nf->tmp = NULL;
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int
+newfile_publish(struct newfile *nf, const char *dst, bool datasync)
+{
+	char	 proc[64];
+	int	 fd, saved;
+
+	if (!nf->synced) {
+		if (nf->fd == -1) {
+			errno = EBADF;
+			return -1;
+		}
+		if ((datasync ? fdatasync(nf->fd) : fsync(nf->fd)) == -1)
+			return -1;
+		nf->synced = true;
+	}
+	if (nf->tmp != NULL) {
+		/* closed first: a close error fails before the name shows */
+		if (nf->fd != -1) {
+			fd = nf->fd;
+			nf->fd = -1;
+			if (close(fd) == -1)
+				return -1;
+		}
+		if (rename(nf->tmp, dst) == -1)
+			return -1;
+		free(nf->tmp);
+		nf->tmp = NULL;
+		return 0;
+	}
+	if (nf->fd == -1) {
+		errno = EBADF;
+		return -1;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", nf->fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == -1)
+		return -1;
+	fd = nf->fd;
+	nf->fd = -1;
+	if (fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		goto unlink;
+	}
+	if (close(fd) == -1)	/* closed either way (POSIX leaves it open
+				   to interpretation, Linux always closes) */
+		goto unlink;
+	return 0;
+unlink:
+	saved = errno;
+	unlink(dst);	/* its inode may not be durable */
+	errno = saved;
+	return -1;
+}
+
+void
+newfile_discard(struct newfile *nf)
+{
+	if (nf->fd != -1)
+		close(nf->fd);
+	nf->fd = -1;
+	if (nf->tmp != NULL)
+		unlink(nf->tmp);
+	free(nf->tmp);
+	nf->tmp = NULL;
+}

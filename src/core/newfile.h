@@ -1,0 +1,51 @@
+#ifndef PETREL_CORE_NEWFILE_H
+#define PETREL_CORE_NEWFILE_H
+/*
+ * newfile.h: a file that appears under its final name only once it is
+ * written and durable. Where the filesystem can (O_TMPFILE, and /proc to
+ * name the open file), the file has no name at all until linkat() gives
+ * it one: nothing is left behind if the process dies, and no temporary
+ * directory entry is made, synced, renamed and removed. Elsewhere it is
+ * the classic <tmpdir>/<name>, renamed into place. Blocking: for worker
+ * threads (and the loop, for a spool file spilled from memory).
+ */
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Start from NEWFILE_INIT; after newfile_open() fd may be read and
+   written (pread/pwrite, or write from the start). */
+struct newfile {
+	int	 fd;		/* -1 once closed */
+	bool	 synced;	/* contents durable (before any link) */
+	char	*tmp;		/* owned: the fallback's path, NULL if none */
+};
+
+#define NEWFILE_INIT	((struct newfile){ .fd = -1 })
+
+/*
+ * Open a new, empty file for reading and writing in tmpdir (mode mode);
+ * name is used only by the fallback, as tmpdir/name (O_EXCL). 0, or -1
+ * with errno set (ENOENT: tmpdir is missing).
+ */
+int	newfile_open(struct newfile *nf, const char *tmpdir, const char *name,
+	    mode_t mode);
+
+/*
+ * Make the contents durable (fdatasync when datasync, else fsync), then
+ * give the file the name dst and make its inode durable with its link
+ * count, and close it. dst must not exist: the unnamed file fails on it
+ * with EEXIST (the fallback's rename would replace it). The entry in dst's directory
+ * is the caller's to sync. 0, or -1 with errno set; on ENOENT (dst's
+ * directory is missing) the caller may make it and call again.
+ */
+int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);
+
+/* Close and forget a file that was not published (safe to call twice,
+   and after a publish). */
+void	newfile_discard(struct newfile *nf);
+
+/* For tests: false makes every later open take the named fallback; true
+   goes back to asking what the system can do. */
+void	newfile_allow_unnamed(bool allow);
+
+#endif

@@ -1,0 +1,267 @@
+/* test_newfile.c: a file that shows under its name only once durable,
+   unnamed (O_TMPFILE) where the system allows, else tmp/<name> renamed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/newfile.h"
+
+struct fixture {
+	char	 base[64];
+	char	 tmp[96];	/* <base>/tmp */
+	char	 out[96];	/* <base>/out */
+	bool	 named;		/* the fallback is forced */
+};
+
+static int
+setup_as(void **state, bool named)
+{
+	struct fixture	*f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->base, sizeof(f->base), "/tmp/petrel-newfile-XXXXXX");
+	if (mkdtemp(f->base) == NULL)
+		return -1;
+	snprintf(f->tmp, sizeof(f->tmp), "%s/tmp", f->base);
+	snprintf(f->out, sizeof(f->out), "%s/out", f->base);
+	if (mkdir(f->tmp, 0700) == -1 || mkdir(f->out, 0700) == -1)
+		return -1;
+	f->named = named;
+	newfile_allow_unnamed(!named);
+	*state = f;
+	return 0;
+}
+
+static int
+setup_unnamed(void **state)
+{
+	return setup_as(state, false);
+}
+
+static int
+setup_named(void **state)
+{
+	return setup_as(state, true);
+}
+
+/* Entries of dir (not . and ..), or -1 if it cannot be read. */
+static int
+entries(const char *dir)
+{
+	DIR		*d = opendir(dir);
+	struct dirent	*de;
+	int		 n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+rm_files(const char *dir)
+{
+	DIR		*d = opendir(dir);
+	struct dirent	*de;
+	char		 path[512];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*f = *state;
+
+	rm_files(f->tmp);
+	rm_files(f->out);
+	rmdir(f->base);
+	free(f);
+	newfile_allow_unnamed(true);
+	return 0;
+}
+
+static void
+assert_content(const char *path, const char *want)
+{
+	char	 buf[256];
+	ssize_t	 n;
+	int	 fd = open(path, O_RDONLY);
+
+	assert_true(fd != -1);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, (ssize_t)strlen(want));
+	assert_memory_equal(buf, want, (size_t)n);
+}
+
+/* Can this filesystem make unnamed files at all? */
+static bool
+tmpfile_works(const char *dir)
+{
+	int	 fd = open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+
+	if (fd == -1)
+		return false;
+	close(fd);
+	return access("/proc/self/fd", X_OK) == 0;
+}
+
+static void
+test_publish(void **state)
+{
+	struct fixture	*f = *state;
+	struct newfile	 nf;
+	char		 dst[128], buf[8];
+
+	snprintf(dst, sizeof(dst), "%s/msg", f->out);
+	assert_int_equal(newfile_open(&nf, f->tmp, "msg.tmp", 0600), 0);
+	assert_true(nf.fd != -1);
+	assert_int_equal(write(nf.fd, "hello\n", 6), 6);
+	/* readable while it is being written (the spool reads it back) */
+	assert_int_equal(pread(nf.fd, buf, 5, 0), 5);
+	assert_memory_equal(buf, "hello", 5);
+	if (f->named) {
+		assert_non_null(nf.tmp);
+		assert_int_equal(entries(f->tmp), 1);
+	} else if (tmpfile_works(f->tmp)) {
+		/* unnamed: tmp/ never has an entry */
+		assert_null(nf.tmp);
+		assert_int_equal(entries(f->tmp), 0);
+	}
+	assert_int_equal(access(dst, F_OK), -1);	/* not before publish */
+
+	assert_int_equal(newfile_publish(&nf, dst, false), 0);
+	assert_int_equal(nf.fd, -1);
+	assert_content(dst, "hello\n");
+	assert_int_equal(entries(f->tmp), 0);
+	assert_int_equal(entries(f->out), 1);
+	newfile_discard(&nf);		/* after publish: keeps dst */
+	assert_content(dst, "hello\n");
+}
+
+static void
+test_discard(void **state)
+{
+	struct fixture	*f = *state;
+	struct newfile	 nf;
+
+	assert_int_equal(newfile_open(&nf, f->tmp, "gone.tmp", 0600), 0);
+	assert_int_equal(write(nf.fd, "x", 1), 1);
+	newfile_discard(&nf);
+	assert_int_equal(nf.fd, -1);
+	assert_null(nf.tmp);
+	assert_int_equal(entries(f->tmp), 0);
+	assert_int_equal(entries(f->out), 0);
+	newfile_discard(&nf);		/* twice is harmless */
+}
+
+static void
+test_missing_dirs(void **state)
+{
+	struct fixture	*f = *state;
+	struct newfile	 nf;
+	char		 dir[128], dst[160];
+
+	/* tmpdir missing: ENOENT, nothing to discard */
+	snprintf(dir, sizeof(dir), "%s/nope", f->base);
+	assert_int_equal(newfile_open(&nf, dir, "a", 0600), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(nf.fd, -1);
+	newfile_discard(&nf);
+
+	/* dst's directory missing: ENOENT, and a second publish once it
+	   exists works (the contents were synced once already) */
+	snprintf(dst, sizeof(dst), "%s/new/msg", dir);
+	assert_int_equal(newfile_open(&nf, f->tmp, "b", 0600), 0);
+	assert_int_equal(write(nf.fd, "late\n", 5), 5);
+	assert_int_equal(newfile_publish(&nf, dst, true), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_true(nf.synced);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(dst, sizeof(dst), "%s/new", dir);
+	assert_int_equal(mkdir(dst, 0700), 0);
+	snprintf(dst, sizeof(dst), "%s/new/msg", dir);
+	assert_int_equal(newfile_publish(&nf, dst, true), 0);
+	assert_content(dst, "late\n");
+	newfile_discard(&nf);
+	assert_int_equal(entries(f->tmp), 0);
+	unlink(dst);
+	snprintf(dst, sizeof(dst), "%s/new", dir);
+	rmdir(dst);
+	rmdir(dir);
+}
+
+/* A name that is taken is never clobbered by an unnamed file. */
+static void
+test_taken_name(void **state)
+{
+	struct fixture	*f = *state;
+	struct newfile	 nf;
+	char		 dst[128];
+	int		 fd;
+
+	if (f->named || !tmpfile_works(f->tmp))
+		skip();
+	snprintf(dst, sizeof(dst), "%s/taken", f->out);
+	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, "old\n", 4), 4);
+	close(fd);
+	assert_int_equal(newfile_open(&nf, f->tmp, "t", 0600), 0);
+	assert_int_equal(write(nf.fd, "new\n", 4), 4);
+	assert_int_equal(newfile_publish(&nf, dst, false), -1);
+	assert_int_equal(errno, EEXIST);
+	newfile_discard(&nf);
+	assert_content(dst, "old\n");
+	assert_int_equal(entries(f->tmp), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_publish, setup_unnamed,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_discard, setup_unnamed,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_missing_dirs,
+		    setup_unnamed, teardown),
+		cmocka_unit_test_setup_teardown(test_taken_name,
+		    setup_unnamed, teardown),
+		cmocka_unit_test_setup_teardown(test_publish, setup_named,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_discard, setup_named,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_missing_dirs,
+		    setup_named, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -3,10 +3,20 @@
  * /proc/self/fd/N with AT_SYMLINK_FOLLOW, which needs no privilege
  * (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
  *
- * Order for the unnamed file: contents synced, link, inode synced again.
- * The second sync matters without a filesystem journal (ext2-style ext4):
- * the first one wrote the inode with a link count of 0, and the link alone
- * would not rewrite it before the caller syncs the directory.
+ * Order for the unnamed file: the data written out (sync_file_range,
+ * which waits for the writes but neither writes the inode nor flushes the
+ * disk's cache), link, then fsync. That one fsync makes the data, the
+ * inode with its link count and its blocks durable; the caller's sync of
+ * the directory makes the name durable. Readers never see the name before
+ * the whole contents. A full fsync before the link would cost a second
+ * cache flush and, without a filesystem journal (ext2-style ext4), would
+ * write the inode with a link count of 0 that still needs rewriting.
+ * Where sync_file_range is refused, fdatasync takes its place.
+ *
+ * Without a journal, another thread's sync of the same directory between
+ * our link and our fsync can put the name on disk before the inode; a
+ * power loss right then leaves a name that fsck removes. Nothing is lost:
+ * the caller acknowledges (or removes the queue file) only after both.
  */
 #include "core/newfile.h"
 
@@ -80,7 +90,14 @@ newfile_publish(struct newfile *nf, const char *dst, bool datasync)
 			errno = EBADF;
 			return -1;
 		}
-		if ((datasync ? fdatasync(nf->fd) : fsync(nf->fd)) == -1)
+		if (nf->tmp != NULL) {
+			if ((datasync ? fdatasync(nf->fd) : fsync(nf->fd)) ==
+			    -1)
+				return -1;
+		} else if (sync_file_range(nf->fd, 0, 0,
+		    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+		    SYNC_FILE_RANGE_WAIT_AFTER) == -1 &&
+		    fdatasync(nf->fd) == -1)
 			return -1;
 		nf->synced = true;
 	}

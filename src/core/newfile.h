@@ -31,9 +31,10 @@ int	newfile_open(struct newfile *nf, const char *tmpdir, const char *name,
 	    mode_t mode);
 
 /*
- * Make the contents durable (fdatasync when datasync, else fsync), then
- * give the file the name dst and make its inode durable with its link
- * count, and close it. dst must not exist: the unnamed file fails on it
+ * Make the contents durable and give the file the name dst, then close
+ * it: for the fallback fdatasync (datasync) or fsync, then rename; for
+ * the unnamed file its data written out, link, fsync (newfile.c says
+ * why). dst must not exist: the unnamed file fails on it
  * with EEXIST (the fallback's rename would replace it). The entry in dst's directory
  * is the caller's to sync. 0, or -1 with errno set; on ENOENT (dst's
  * directory is missing) the caller may make it and call again.

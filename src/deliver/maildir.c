@@ -30,10 +30,12 @@
 
 /*
  * The Q<n> part of the unique name: two deliveries from one process in
- * the same microsecond still differ. The one piece of process-wide state
- * here, and atomic because deliveries run on several worker threads.
+ * the same microsecond still differ. Process-wide state, atomic because
+ * deliveries run on several worker threads.
  */
 static atomic_ulong maildir_counter;
+/* getpid() once, not once per delivery (petrel forks no deliverers) */
+static atomic_long maildir_pid;
 
 /* Where a header line stands while it is being copied. */
 enum maildir_hdr {
@@ -243,6 +245,7 @@ maildir_unique(char *out, size_t cap, const char *hostname)
 	char	 host[MAILDIR_HOST_MAX * 4 + 1];
 	size_t	 i, hl = 0;
 	unsigned long q;
+	long	 pid;
 	int	 n;
 
 	if (hostname == NULL || hostname[0] == '\0')
@@ -266,8 +269,12 @@ maildir_unique(char *out, size_t cap, const char *hostname)
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
 		return -1;
 	q = atomic_fetch_add(&maildir_counter, 1);
+	if ((pid = atomic_load(&maildir_pid)) == 0) {
+		pid = (long)getpid();
+		atomic_store(&maildir_pid, pid);
+	}
 	n = snprintf(out, cap, "%lld.M%ldP%ldQ%lu.%s", (long long)ts.tv_sec,
-	    ts.tv_nsec / 1000, (long)getpid(), q, host);
+	    ts.tv_nsec / 1000, pid, q, host);
 	if (n < 0 || (size_t)n >= cap) {
 		errno = ENAMETOOLONG;
 		return -1;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/newfile.h"
+#include "fs_helpers.h"
 
 struct fixture {
 	char	 base[64];
@@ -57,50 +58,13 @@ setup_named(void **state)
 	return setup_as(state, true);
 }
 
-/* Entries of dir (not . and ..), or -1 if it cannot be read. */
-static int
-entries(const char *dir)
-{
-	DIR		*d = opendir(dir);
-	struct dirent	*de;
-	int		 n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
-static void
-rm_files(const char *dir)
-{
-	DIR		*d = opendir(dir);
-	struct dirent	*de;
-	char		 path[512];
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
 static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
 
-	rm_files(f->tmp);
-	rm_files(f->out);
+	fs_rm_flat(f->tmp);
+	fs_rm_flat(f->out);
 	rmdir(f->base);
 	free(f);
 	newfile_allow_unnamed(true);
@@ -110,15 +74,7 @@ teardown(void **state)
 static void
 assert_content(const char *path, const char *want)
 {
-	char	 buf[256];
-	ssize_t	 n;
-	int	 fd = open(path, O_RDONLY);
-
-	assert_true(fd != -1);
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	assert_int_equal(n, (ssize_t)strlen(want));
-	assert_memory_equal(buf, want, (size_t)n);
+	fs_assert_file(path, want, strlen(want));
 }
 
 /* Can this filesystem make unnamed files at all? */
@@ -149,19 +105,19 @@ test_publish(void **state)
 	assert_memory_equal(buf, "hello", 5);
 	if (f->named) {
 		assert_non_null(nf.tmp);
-		assert_int_equal(entries(f->tmp), 1);
+		assert_int_equal(fs_entries(f->tmp), 1);
 	} else if (tmpfile_works(f->tmp)) {
 		/* unnamed: tmp/ never has an entry */
 		assert_null(nf.tmp);
-		assert_int_equal(entries(f->tmp), 0);
+		assert_int_equal(fs_entries(f->tmp), 0);
 	}
 	assert_int_equal(access(dst, F_OK), -1);	/* not before publish */
 
 	assert_int_equal(newfile_publish(&nf, dst, false), 0);
 	assert_int_equal(nf.fd, -1);
 	assert_content(dst, "hello\n");
-	assert_int_equal(entries(f->tmp), 0);
-	assert_int_equal(entries(f->out), 1);
+	assert_int_equal(fs_entries(f->tmp), 0);
+	assert_int_equal(fs_entries(f->out), 1);
 	newfile_discard(&nf);		/* after publish: keeps dst */
 	assert_content(dst, "hello\n");
 }
@@ -177,8 +133,8 @@ test_discard(void **state)
 	newfile_discard(&nf);
 	assert_int_equal(nf.fd, -1);
 	assert_null(nf.tmp);
-	assert_int_equal(entries(f->tmp), 0);
-	assert_int_equal(entries(f->out), 0);
+	assert_int_equal(fs_entries(f->tmp), 0);
+	assert_int_equal(fs_entries(f->out), 0);
 	newfile_discard(&nf);		/* twice is harmless */
 }
 
@@ -211,7 +167,7 @@ test_missing_dirs(void **state)
 	assert_int_equal(newfile_publish(&nf, dst, true), 0);
 	assert_content(dst, "late\n");
 	newfile_discard(&nf);
-	assert_int_equal(entries(f->tmp), 0);
+	assert_int_equal(fs_entries(f->tmp), 0);
 	unlink(dst);
 	snprintf(dst, sizeof(dst), "%s/new", dir);
 	rmdir(dst);
@@ -240,7 +196,7 @@ test_taken_name(void **state)
 	assert_int_equal(errno, EEXIST);
 	newfile_discard(&nf);
 	assert_content(dst, "old\n");
-	assert_int_equal(entries(f->tmp), 0);
+	assert_int_equal(fs_entries(f->tmp), 0);
 }
 
 int

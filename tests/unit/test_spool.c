@@ -7,9 +7,9 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "core/newfile.h"
 #include "core/util.h"
 #include "queue/spool.h"
+#include "fs_helpers.h"
 
 struct fixture {
 	char		 dir[64];
@@ -58,25 +59,6 @@ setup_named(void **state)
 	return setup_as(state, true);
 }
 
-static void
-rm_dir(const char *dir)
-{
-	DIR		*d = opendir(dir);
-	struct dirent	*de;
-	char		 path[512];
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
 static int
 teardown(void **state)
 {
@@ -85,9 +67,9 @@ teardown(void **state)
 
 	spool_close(f->sp);
 	snprintf(sub, sizeof(sub), "%s/tmp", f->dir);
-	rm_dir(sub);
+	fs_rm_flat(sub);
 	snprintf(sub, sizeof(sub), "%s/queue", f->dir);
-	rm_dir(sub);
+	fs_rm_flat(sub);
 	rmdir(f->dir);
 	free(f);
 	newfile_allow_unnamed(true);
@@ -98,31 +80,9 @@ static int
 count(const struct fixture *f, const char *sub)
 {
 	char	 path[128];
-	DIR	*d;
-	struct dirent *de;
-	int	 n = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", f->dir, sub);
-	assert_non_null(d = opendir(path));
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-/* The whole file at path must equal want (len bytes). */
-static void
-assert_file(const char *path, const char *want, size_t len)
-{
-	char	*got = malloc(len + 1);
-	int	 fd = open(path, O_RDONLY);
-
-	assert_true(fd != -1);
-	assert_int_equal(read(fd, got, len + 1), (ssize_t)len);
-	assert_memory_equal(got, want, len);
-	close(fd);
-	free(got);
+	return fs_entries(path);
 }
 
 /* Everything read back through src equals want. */
@@ -175,10 +135,10 @@ test_small_stays_in_memory(void **state)
 	assert_int_equal(spool_msg_commit_sync(m), 0);
 	assert_true(m->committed);
 	spool_path(f->sp, m->id, qpath, sizeof(qpath));
-	assert_file(qpath, "head\r\nbody\r\n", 12);
+	fs_assert_file(qpath, "head\r\nbody\r\n", 12);
 	assert_int_equal(count(f, "tmp"), 0);
 	spool_msg_free(m);
-	assert_file(qpath, "head\r\nbody\r\n", 12);	/* free keeps it */
+	fs_assert_file(qpath, "head\r\nbody\r\n", 12);	/* free keeps it */
 }
 
 static void
@@ -202,7 +162,7 @@ test_big_spills_to_tmp(void **state)
 	    len - SPOOL_MEM_MAX - 1), 0);
 	if (f->named) {
 		assert_int_equal(count(f, "tmp"), 1);
-		assert_file(m->nf.tmp, b, len);
+		fs_assert_file(m->nf.tmp, b, len);
 	} else	/* where O_TMPFILE works, nothing shows */
 		assert_int_equal(count(f, "tmp"), m->nf.tmp != NULL);
 	spool_msg_src(m, &src);
@@ -211,7 +171,7 @@ test_big_spills_to_tmp(void **state)
 
 	assert_int_equal(spool_msg_commit_sync(m), 0);
 	spool_path(f->sp, m->id, qpath, sizeof(qpath));
-	assert_file(qpath, b, len);
+	fs_assert_file(qpath, b, len);
 	assert_int_equal(count(f, "tmp"), 0);
 	spool_msg_free(m);
 	free(b);

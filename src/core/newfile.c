@@ -79,45 +79,54 @@ newfile_open(struct newfile *nf, const char *tmpdir, const char *name,
 	return 0;
 }
 
-int
-newfile_publish(struct newfile *nf, const char *dst, bool datasync)
+/* The fallback: contents synced, closed (a close error fails before the
+   name shows), renamed. A retry after ENOENT only renames. */
+static int
+publish_named(struct newfile *nf, const char *dst, bool datasync)
 {
-	char	 proc[64];
-	int	 fd, saved;
+	int	 fd;
 
 	if (!nf->synced) {
 		if (nf->fd == -1) {
 			errno = EBADF;
 			return -1;
 		}
-		if (nf->tmp != NULL) {
-			if ((datasync ? fdatasync(nf->fd) : fsync(nf->fd)) ==
-			    -1)
-				return -1;
-		} else if (sync_file_range(nf->fd, 0, 0,
+		if ((datasync ? fdatasync(nf->fd) : fsync(nf->fd)) == -1)
+			return -1;
+		nf->synced = true;
+	}
+	if (nf->fd != -1) {
+		fd = nf->fd;
+		nf->fd = -1;
+		if (close(fd) == -1)
+			return -1;
+	}
+	if (rename(nf->tmp, dst) == -1)
+		return -1;
+	free(nf->tmp);
+	nf->tmp = NULL;
+	return 0;
+}
+
+/* The unnamed file: data written out, link, fsync (the top of this file
+   says why). A retry after ENOENT skips the write-out. */
+static int
+publish_unnamed(struct newfile *nf, const char *dst)
+{
+	char	 proc[64];
+	int	 fd, saved;
+
+	if (nf->fd == -1) {
+		errno = EBADF;
+		return -1;
+	}
+	if (!nf->synced) {
+		if (sync_file_range(nf->fd, 0, 0,
 		    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
 		    SYNC_FILE_RANGE_WAIT_AFTER) == -1 &&
 		    fdatasync(nf->fd) == -1)
 			return -1;
 		nf->synced = true;
-	}
-	if (nf->tmp != NULL) {
-		/* closed first: a close error fails before the name shows */
-		if (nf->fd != -1) {
-			fd = nf->fd;
-			nf->fd = -1;
-			if (close(fd) == -1)
-				return -1;
-		}
-		if (rename(nf->tmp, dst) == -1)
-			return -1;
-		free(nf->tmp);
-		nf->tmp = NULL;
-		return 0;
-	}
-	if (nf->fd == -1) {
-		errno = EBADF;
-		return -1;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", nf->fd);
 	if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == -1)
@@ -139,6 +148,13 @@ unlink:
 	unlink(dst);	/* its inode may not be durable */
 	errno = saved;
 	return -1;
+}
+
+int
+newfile_publish(struct newfile *nf, const char *dst, bool datasync)
+{
+	return nf->tmp != NULL ? publish_named(nf, dst, datasync) :
+	    publish_unnamed(nf, dst);
 }
 
 void

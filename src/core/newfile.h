@@ -16,7 +16,8 @@
    written (pread/pwrite, or write from the start). */
 struct newfile {
 	int	 fd;		/* -1 once closed */
-	bool	 synced;	/* contents durable (before any link) */
+	bool	 synced;	/* contents synced (fallback) or written out
+				   (unnamed): a second publish skips it */
 	char	*tmp;		/* owned: the fallback's path, NULL if none */
 };
 
@@ -34,9 +35,9 @@ int	newfile_open(struct newfile *nf, const char *tmpdir, const char *name,
  * Make the contents durable and give the file the name dst, then close
  * it: for the fallback fdatasync (datasync) or fsync, then rename; for
  * the unnamed file its data written out, link, fsync (newfile.c says
- * why). dst must not exist: the unnamed file fails on it
- * with EEXIST (the fallback's rename would replace it). The entry in dst's directory
- * is the caller's to sync. 0, or -1 with errno set; on ENOENT (dst's
+ * why). dst must not exist: the unnamed file fails on it with EEXIST (the
+ * fallback's rename would replace it). The entry in dst's directory is
+ * the caller's to sync. 0, or -1 with errno set; on ENOENT (dst's
  * directory is missing) the caller may make it and call again.
  */
 int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);

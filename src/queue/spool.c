@@ -197,7 +197,7 @@ spool_msg_commit_sync(struct spool_msg *m)
 	if (newfile_publish(&m->nf, m->queue_path, true) == -1)
 		return errno;
 	m->committed = true;
-	/* group commit: one fsync of queue/ covers concurrent renames */
+	/* group commit: one fsync of queue/ covers concurrent commits */
 	if (dirsync_sync(m->sp->ds, m->sp->queue_dir) == -1)
 		return errno;
 	return 0;

@@ -56,7 +56,7 @@ torture: build
 
 test: unit integration crash
 
-# every libFuzzer target for FUZZ_SECONDS each (CI runs 40 s each)
+# every libFuzzer target for FUZZ_SECONDS each (CI runs 60 s each)
 fuzz: deps
 	tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
 

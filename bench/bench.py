@@ -279,20 +279,20 @@ class Server:
     name = "?"
 
     def __init__(self, base: Path):
-        self.root = base
+        self.base0 = base
         self.base = base
         self.runs = 0
         self.port = None
         self.proc = None
 
     def fresh_base(self):
-        """A new directory for each run (<root>-<n>). Earlier runs' files
+        """A new directory for each run (<base>-<n>). Earlier runs' files
         stay until the whole bench ends: removing them just before a
         measurement would slow it down, because on ext4 without a journal
         every new inode steps over each inode freed in the last 60 to 300
         s (fs/ext4/ialloc.c, recently_deleted())."""
         self.runs += 1
-        self.base = self.root.with_name(f"{self.root.name}-{self.runs}")
+        self.base = self.base0.with_name(f"{self.base0.name}-{self.runs}")
 
     def setup(self, sessions):
         """Fresh directories and configuration for `sessions` at once."""

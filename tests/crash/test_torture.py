@@ -6,8 +6,12 @@ Phases aimed at (each kill is logged with what it hit, see KILL lines):
   load      a random moment under load (4 smtplib clients, always on)
   data      a raw client is in the middle of its body (sent slowly), or
             has sent all of it but the final dot
-  dot       raw clients have just sent the final dot: the commit
-            (fdatasync, rename into queue/, fsync of queue/) is running
+  dot       raw clients have just sent the final dot: the commit is
+            running. Aimed at one of its steps: a file of one of these
+            messages being written (held open in the spool's tmp/ or a
+            Maildir's tmp/, unnamed there where O_TMPFILE works: seen in
+            /proc/PID/fd), or just named (in queue/ or a new/, before
+            the directory sync and the 250), or a timed moment
   maildir   a delivery has a file open in some Maildir's tmp/ (it has
             no name there where O_TMPFILE works: seen in /proc/PID/fd)
   backlog   200 messages queued for a user whose Maildir is blocked
@@ -243,11 +247,11 @@ def maildir_tmp_files(p):
     return out
 
 
-def maildir_tmp_open(pid):
-    """Files petrel holds open in some Maildir's tmp/: a delivery being
-    written. Unnamed files (O_TMPFILE) show only here, as
-    ".../Maildir/tmp/#<inode> (deleted)"."""
-    out = set()
+def held_open(pid, marks):
+    """{/proc/PID/fd/N: target} for the files petrel holds open whose path
+    contains one of marks. Unnamed files (O_TMPFILE) show only here, as
+    ".../tmp/#<inode> (deleted)"."""
+    out = {}
     fds = f"/proc/{pid}/fd"
     try:
         names = os.listdir(fds)
@@ -258,9 +262,27 @@ def maildir_tmp_open(pid):
             target = os.readlink(f"{fds}/{n}")
         except OSError:
             continue
-        if "/Maildir/tmp/" in target:
-            out.add(target)
+        if any(m in target for m in marks):
+            out[f"{fds}/{n}"] = target
     return out
+
+
+def maildir_tmp_open(pid):
+    """Files petrel holds open in some Maildir's tmp/: a delivery being
+    written."""
+    return set(held_open(pid, ("/Maildir/tmp/",)).values())
+
+
+def torture_id(path):
+    """The X-Torture-Id in the head of the file at path (also a
+    /proc/PID/fd link, which opens an unnamed file), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return None
+    m = ID_RE.search(head)
+    return m.group(1).decode() if m else None
 
 
 def new_count(p, user):
@@ -369,26 +391,61 @@ class Torture:
         th.join(60)
         assert not th.is_alive()
 
-    def spool_tmp_ids(self, mids):
-        """The spool tmp/ names (queue ids) of the messages mids."""
-        out = {}
-        tdir = self.p.spool / "tmp"
-        for name in self.p.tmp_files():
+    def commit_dirs(self, mids):
+        """Where the commit of mids names its files: queue/ and the new/
+        of each of their recipients (delivery at commit)."""
+        dirs = [str(self.p.spool / "queue")]
+        for r in sorted({r for mid in mids for r in recipients(mid)}):
+            dirs.append(str(self.p.maildir(r.split("@")[0]) / "new"))
+        return dirs
+
+    def commit_marks(self):
+        """Path pieces of the files a commit writes (as /proc shows them:
+        resolved)."""
+        return (os.path.realpath(self.p.spool / "tmp") + "/",
+                "/Maildir/tmp/")
+
+    @staticmethod
+    def names(dirs):
+        """(dir, name) of every entry: plain strings, so that polling
+        directories of thousands of files stays fast."""
+        out = set()
+        for d in dirs:
             try:
-                with open(tdir / name, "rb") as f:
-                    head = f.read(8192)
+                out.update((d, f) for f in os.listdir(d))
             except FileNotFoundError:
-                continue
-            m = ID_RE.search(head)
-            if m and m.group(1).decode() in mids:
-                out[m.group(1).decode()] = name
+                pass
         return out
+
+    def aim_commit(self, mode, mids, open_before, names_before, dirs):
+        """Poll (1 s at most) for the moment mode aims at; returns what
+        was hit (a short string) or None."""
+        pid = self.p.proc.pid
+        marks = self.commit_marks()
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 1.0:
+            if mode == "open":
+                # a file of ours being written: opened after the dot
+                # (a spilled message's own spool file was open before)
+                for fd, target in held_open(pid, marks).items():
+                    if open_before.get(fd) == target:
+                        continue
+                    if torture_id(fd) in mids:
+                        return "spool tmp" if "/Maildir/" not in target \
+                            else "maildir tmp"
+            else:
+                fresh = self.names(dirs) - names_before
+                names_before |= fresh   # read each new name once
+                for d, f in fresh:
+                    if torture_id(os.path.join(d, f)) in mids:
+                        return os.path.basename(d)
+        return None
 
     def kill_dot(self, n=3):
         """Raw clients send all but the final dot, then the dots go out
-        together and petrel is killed during the commit: either the
-        moment the first of them is renamed into queue/ (before the
-        directory fsync and the 250, or just after), or after a delay."""
+        together and petrel is killed during the commit: while a file of
+        theirs is written (open), the moment one is named (named), or
+        after a delay (timed)."""
         conns = []
         for _ in range(n):
             mid = self.mid("D")
@@ -398,25 +455,28 @@ class Torture:
                 conns.append((mid, r))
         assert conns, "no raw client got to DATA"
         time.sleep(0.1)                 # petrel has the body, not the dot
-        qids = self.spool_tmp_ids({mid for mid, _ in conns})
-        qdir = self.p.spool / "queue"
-        mode = self.rng.choice(("rename", "timed"))
+        mids = {mid for mid, _ in conns}
+        mode = self.rng.choice(("open", "named", "timed"))
+        dirs = self.commit_dirs(mids)
+        open_before = held_open(self.p.proc.pid, self.commit_marks())
+        names_before = self.names(dirs)     # aim_commit() adds to it
         # timed: 0.1 to 30 ms, log-uniform; the commit waits for a worker
-        # (maybe busy with deliveries), then fdatasync, rename, fsync
+        # (maybe busy with deliveries), then writes, syncs, names
         delay = 10 ** self.rng.uniform(-4, -1.5)
         for mid, r in conns:
             self.ledger.attempt(mid)
             r.send(b".\r\n")
         t0 = time.perf_counter()
-        if mode == "rename" and qids:
-            while time.perf_counter() - t0 < 1.0 and not any(
-                    os.path.exists(qdir / q) for q in qids.values()):
-                pass
-        else:
+        hit = None
+        if mode == "timed":
             while time.perf_counter() - t0 < delay:
                 pass
+        else:
+            hit = self.aim_commit(mode, mids, open_before, names_before,
+                                  dirs)
         waited = time.perf_counter() - t0
-        rec = self.kill("dot", mode=mode, after_ms=round(waited * 1000, 2))
+        rec = self.kill("dot", mode=mode, hit=hit,
+                        after_ms=round(waited * 1000, 2))
         acks = 0
         for mid, r in conns:
             try:
@@ -624,6 +684,9 @@ def test_torture(make_petrel):
     phases = collections.Counter(k["phase"] for k in t.kills)
     dots = collections.Counter(k["dot_outcome"] for k in t.kills
                                if "dot_outcome" in k)
+    aims = collections.Counter(f"{k['mode']}:{k['hit'] or 'missed'}"
+                               for k in t.kills if k["phase"] == "dot"
+                               and k["mode"] != "timed")
     dup_msgs = len({m for m, _ in dups})
     print(f"SUMMARY kills={len(t.kills)} phases={dict(phases)} "
           f"acked={len(led.acked)} attempted={len(led.attempted)} "
@@ -634,7 +697,7 @@ def test_torture(make_petrel):
           f"{len({m for m, _ in copies} - set(led.acked))} "
           f"dup_msgs={dup_msgs} "
           f"maildir_tmp_leftovers={len(leftovers)} "
-          f"dot_outcomes={dict(dots)} "
+          f"dot_outcomes={dict(dots)} dot_aims={dict(aims)} "
           f"elapsed={elapsed:.1f}s")
     assert len(t.kills) >= (20 if LONG else 10)
     assert len(led.acked) >= 100, "too little load to prove anything"

@@ -349,9 +349,18 @@ class Server:
 class Petrel(Server):
     name = "petrel"
 
-    def __init__(self, base, binary):
+    def __init__(self, base, binary, options=()):
         super().__init__(base)
         self.binary = binary
+        # extra "section.key=value" settings (--petrel-set), for A/B runs
+        # of a setting; a full run uses petrel's defaults
+        self.options = {}
+        for o in options:
+            key, _, value = o.partition("=")
+            section, _, name = key.partition(".")
+            if not section or not name or not value:
+                raise SystemExit(f"--petrel-set {o!r}: want section.key=value")
+            self.options.setdefault(section, []).append(f"{name} = {value}")
 
     def setup(self, sessions):
         self.fresh_base()
@@ -363,20 +372,23 @@ class Petrel(Server):
         self.conf = self.base / "petrel.conf"
         self.logfile = self.base / "petrel.log"
         # defaults everywhere except where the benchmark must differ
-        self.conf.write_text(
-            "[server]\n"
-            f"hostname = petrel.bench.local\n"
-            f"spool_dir = {self.base}/spool\n"
-            f"mail_dir = {self.base}/mail\n"
-            "log_level = info\n"
-            "[smtp]\n"
-            f"listen = 127.0.0.1:{self.port}\n"
-            f"max_sessions = {max(1000, sessions + 100)}\n"
-            f"max_sessions_per_client = {max(1000, sessions + 100)}\n"
-            "[local]\n"
-            f"domains = {DOMAIN}\n"
-            f"users_file = {self.base}/users\n"
-            f"aliases_file = {self.base}/aliases\n")
+        sections = {
+            "server": ["hostname = petrel.bench.local",
+                       f"spool_dir = {self.base}/spool",
+                       f"mail_dir = {self.base}/mail",
+                       "log_level = info"],
+            "smtp": [f"listen = 127.0.0.1:{self.port}",
+                     f"max_sessions = {max(1000, sessions + 100)}",
+                     f"max_sessions_per_client = {max(1000, sessions + 100)}"],
+            "local": [f"domains = {DOMAIN}",
+                      f"users_file = {self.base}/users",
+                      f"aliases_file = {self.base}/aliases"],
+        }
+        for section, lines in self.options.items():
+            sections.setdefault(section, []).extend(lines)
+        self.conf.write_text("".join(
+            f"[{sec}]\n" + "".join(f"{ln}\n" for ln in lines)
+            for sec, lines in sections.items()))
 
     def config_text(self):
         return self.conf.read_text()
@@ -1163,6 +1175,9 @@ def parse_args():
                          "bench/RESULTS.md)")
     ap.add_argument("--workloads", default=",".join(w[0] for w in WORKLOADS),
                     help="which load workloads to run (comma-separated)")
+    ap.add_argument("--petrel-set", action="append", default=[],
+                    metavar="SECTION.KEY=VALUE",
+                    help="extra petrel setting (repeatable), for A/B runs")
     ap.add_argument("--note", default="")
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory")
@@ -1202,7 +1217,7 @@ def main():
     binary.parent.mkdir()
     # a private copy: other people may rebuild build/src/petrel meanwhile
     shutil.copy2(a.petrel, binary)
-    servers = [Petrel(wd / "petrel", binary)]
+    servers = [Petrel(wd / "petrel", binary, a.petrel_set)]
     skipped = []
     want = [s.strip().lower() for s in a.servers.split(",") if s.strip()]
     if "postfix" in want:

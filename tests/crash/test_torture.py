@@ -417,11 +417,11 @@ class Torture:
                 pass
         return out
 
-    def aim_commit(self, mode, mids, open_before, names_before, dirs):
+    def aim_commit(self, mode, mids, marks, open_before, names_before,
+                   dirs):
         """Poll (1 s at most) for the moment mode aims at; returns what
         was hit (a short string) or None."""
         pid = self.p.proc.pid
-        marks = self.commit_marks()
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < 1.0:
             if mode == "open":
@@ -458,7 +458,8 @@ class Torture:
         mids = {mid for mid, _ in conns}
         mode = self.rng.choice(("open", "named", "timed"))
         dirs = self.commit_dirs(mids)
-        open_before = held_open(self.p.proc.pid, self.commit_marks())
+        marks = self.commit_marks()
+        open_before = held_open(self.p.proc.pid, marks)
         names_before = self.names(dirs)     # aim_commit() adds to it
         # timed: 0.1 to 30 ms, log-uniform; the commit waits for a worker
         # (maybe busy with deliveries), then writes, syncs, names
@@ -472,8 +473,8 @@ class Torture:
             while time.perf_counter() - t0 < delay:
                 pass
         else:
-            hit = self.aim_commit(mode, mids, open_before, names_before,
-                                  dirs)
+            hit = self.aim_commit(mode, mids, marks, open_before,
+                                  names_before, dirs)
         waited = time.perf_counter() - t0
         rec = self.kill("dot", mode=mode, hit=hit,
                         after_ms=round(waited * 1000, 2))

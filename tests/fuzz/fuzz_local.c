@@ -18,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/table.h"
+#include "core/util.h"
 #include "deliver/local.h"
 #include "deliver/remote.h"
 
@@ -142,7 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	at = load(afd, apath, aliases);
 	ut = load(ufd, upath, users);
 	db = (struct local_db){ .domains = domains,
-	    .domains_len = sizeof(domains) / sizeof(domains[0]),
+	    .domains_len = ARRAY_LEN(domains),
 	    .users = ut, .aliases = at };
 
 	switch (local_resolve(&db, addr, &mb, &rem)) {

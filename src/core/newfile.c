@@ -82,11 +82,11 @@ newfile_open(struct newfile *nf, const char *tmpdir, const char *name,
 /* The fallback: contents synced, closed (a close error fails before the
    name shows), renamed. A retry after ENOENT only renames. */
 static int
-publish_named(struct newfile *nf, const char *dst, bool datasync)
+publish_named(struct newfile *nf, const char *dst, bool datasync, bool sync)
 {
 	int	 fd;
 
-	if (!nf->synced) {
+	if (!nf->synced && sync) {
 		if (nf->fd == -1) {
 			errno = EBADF;
 			return -1;
@@ -111,7 +111,7 @@ publish_named(struct newfile *nf, const char *dst, bool datasync)
 /* The unnamed file: data written out, link, fsync (the top of this file
    says why). A retry after ENOENT skips the write-out. */
 static int
-publish_unnamed(struct newfile *nf, const char *dst)
+publish_unnamed(struct newfile *nf, const char *dst, bool sync)
 {
 	char	 proc[64];
 	int	 fd, saved;
@@ -120,7 +120,7 @@ publish_unnamed(struct newfile *nf, const char *dst)
 		errno = EBADF;
 		return -1;
 	}
-	if (!nf->synced) {
+	if (!nf->synced && sync) {
 		if (sync_file_range(nf->fd, 0, 0,
 		    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
 		    SYNC_FILE_RANGE_WAIT_AFTER) == -1 &&
@@ -133,7 +133,7 @@ publish_unnamed(struct newfile *nf, const char *dst)
 		return -1;
 	fd = nf->fd;
 	nf->fd = -1;
-	if (fsync(fd) == -1) {
+	if (sync && fsync(fd) == -1) {
 		saved = errno;
 		close(fd);
 		errno = saved;
@@ -153,8 +153,15 @@ unlink:
 int
 newfile_publish(struct newfile *nf, const char *dst, bool datasync)
 {
-	return nf->tmp != NULL ? publish_named(nf, dst, datasync) :
-	    publish_unnamed(nf, dst);
+	return nf->tmp != NULL ? publish_named(nf, dst, datasync, true) :
+	    publish_unnamed(nf, dst, true);
+}
+
+int
+newfile_link(struct newfile *nf, const char *dst)
+{
+	return nf->tmp != NULL ? publish_named(nf, dst, false, false) :
+	    publish_unnamed(nf, dst, false);
 }
 
 void

@@ -42,6 +42,14 @@ int	newfile_open(struct newfile *nf, const char *tmpdir, const char *name,
  */
 int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);
 
+/*
+ * Give the file the name dst and close it, making nothing durable: for a
+ * caller whose sync of the whole filesystem (fsgroup.h) follows before
+ * anything relies on the file. Readers see the whole contents or no name.
+ * Errors as for newfile_publish().
+ */
+int	newfile_link(struct newfile *nf, const char *dst);
+
 /* Close and forget a file that was not published (safe to call twice,
    and after a publish). */
 void	newfile_discard(struct newfile *nf);

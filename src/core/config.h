@@ -122,6 +122,9 @@ struct config {
 	int	 max_deliveries;	/* concurrent delivery jobs; default 16 */
 	bool	 direct_local;		/* Maildir deliveries before the 250,
 					   skipping the queue; default yes */
+	bool	 batch_sync;		/* a pass writing several Maildir
+					   files syncs them with one syncfs;
+					   default yes */
 };
 
 /*

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/dirsync.h"
+#include "core/fsgroup.h"
 #include "core/newfile.h"
 #include "core/util.h"
 
@@ -328,9 +329,22 @@ maildir_make(const char *dir, const char **step, const char **where,
 	return 0;
 }
 
+/* Link the written file into new/ for the batch, or publish it durably
+   (fsync) where the batch's filesystem sync does not cover it. */
+static int
+maildir_publish(struct newfile *nf, struct maildir_batch *b, const char *new,
+    bool *linked)
+{
+	struct stat	 st;
+
+	*linked = b != NULL && fstat(nf->fd, &st) == 0 &&
+	    fsgroup_usable(b->fg, st.st_dev);
+	return *linked ? newfile_link(nf, new) : newfile_publish(nf, new, false);
+}
+
 int
-maildir_deliver(struct dirsync *ds, const char *dir, const struct bytesrc *src,
-    off_t body_off,
+maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
+    const struct bytesrc *src, off_t body_off,
     const char *return_path, const char *delivered_to,
     const char *hostname, char *err, size_t errlen)
 {
@@ -342,7 +356,7 @@ maildir_deliver(struct dirsync *ds, const char *dir, const struct bytesrc *src,
 	const char *step = "mkdir", *where = dir;
 	ssize_t	 n;
 	off_t	 off = body_off;
-	bool	 published = false;
+	bool	 published = false, linked = false;
 	int	 rc = -1;
 
 	if (!maildir_header_ok(return_path) ||
@@ -406,17 +420,23 @@ maildir_deliver(struct dirsync *ds, const char *dir, const struct bytesrc *src,
 	/* fsync, then the name in new/ (never a partial file there) */
 	step = "deliver";
 	where = new;
-	if (newfile_publish(&nf, new, false) == -1) {
+	if (maildir_publish(&nf, b, new, &linked) == -1) {
 		/* new/ was removed under us: make it again */
 		if (errno != ENOENT || maildir_make(dir, &step, &where, path,
 		    sizeof(path)) == -1)
 			goto fail;
 		step = "deliver";
 		where = new;
-		if (newfile_publish(&nf, new, false) == -1)
+		if (maildir_publish(&nf, b, new, &linked) == -1)
 			goto fail;
 	}
 	published = true;
+	if (linked) {
+		/* durable with the rest of the batch */
+		maildir_batch_add(b, new);
+		rc = 0;
+		goto out;
+	}
 
 	step = "fsync";
 	where = newdir;
@@ -434,5 +454,33 @@ out:
 		unlink(new);	/* not durable: the queue will retry */
 	free(o.buf);
 	free(rbuf);
+	return rc;
+}
+
+void
+maildir_batch_add(struct maildir_batch *b, const char *path)
+{
+	b->paths = xreallocarray(b->paths, b->n + 1, sizeof(*b->paths));
+	b->paths[b->n++] = xstrdup(path);
+}
+
+int
+maildir_batch_commit(struct maildir_batch *b)
+{
+	int	 rc = 0, saved = 0;
+
+	if (b->n > 0 && fsgroup_sync(b->fg) == -1) {
+		saved = errno;
+		rc = -1;
+		for (size_t i = 0; i < b->n; i++)
+			unlink(b->paths[i]);	/* not durable: retried */
+	}
+	for (size_t i = 0; i < b->n; i++)
+		free(b->paths[i]);
+	free(b->paths);
+	b->paths = NULL;
+	b->n = 0;
+	if (rc == -1)
+		errno = saved;
 	return rc;
 }

@@ -18,12 +18,38 @@
  * with err set (a temporary failure: nothing is left in new/).
  */
 struct dirsync;
+struct fsgroup;
 
 struct bytesrc;
 
-int	maildir_deliver(struct dirsync *ds, const char *dir,
+/*
+ * A delivery pass that writes several files passes a batch: each file is
+ * linked into new/ at once and made durable later, all together, by
+ * maildir_batch_commit() (one fsgroup sync instead of an fsync per file
+ * and per directory). A file the batch's sync does not cover (another
+ * filesystem, or syncs were slow lately) is made durable on its own.
+ */
+struct maildir_batch {
+	struct fsgroup	*fg;		/* borrowed */
+	char		**paths;	/* owned: files waiting for the sync */
+	size_t		 n;
+};
+
+/* b may be NULL: every file durable before this returns. */
+int	maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
+	    const char *dir,
 	    const struct bytesrc *src, off_t body_off,
 	    const char *return_path, const char *delivered_to,
 	    const char *hostname, char *err, size_t errlen);
+
+/* Another file (named, not yet durable) for the batch's sync to cover,
+   and to remove if it fails. */
+void	maildir_batch_add(struct maildir_batch *b, const char *path);
+/*
+ * Make the batch's files durable. 0, or -1 with errno set: then they are
+ * removed again (nothing acknowledged relies on them yet) and the caller
+ * treats every delivery of the batch as failed. Empties b either way.
+ */
+int	maildir_batch_commit(struct maildir_batch *b);
 
 #endif

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/dirsync.h"
+#include "core/fsgroup.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "deliver/dsn.h"
@@ -36,6 +37,9 @@
 #define SCHED_RCPT_MAX		100000
 #define SCHED_DEST_BUCKETS	256
 #define SCHED_TEXT_MAX		512
+#define SCHED_DIRECT_MAX	50	/* recipients delivered before the 250 */
+#define SCHED_SLOW_SYNC_USEC	1000000	/* a slower syncfs: fsyncs for a
+					   while */
 
 struct qmsg {
 	char		 id[QID_LEN + 1];
@@ -66,6 +70,8 @@ struct sched {
 	const struct local_db	*ldb;	/* borrowed */
 	struct remote		*remote;	/* borrowed or NULL */
 	struct dirsync		*ds;	/* owned: Maildir new/ syncs */
+	struct fsgroup		*fg;	/* owned or NULL: syncs of mail_dir's
+					   filesystem for batches */
 	struct qmsg		*ready_head, *ready_tail;
 	struct qmsg		*all;	/* owned: every message it knows */
 	struct dest		*dests[SCHED_DEST_BUCKETS];	/* owned */
@@ -107,6 +113,13 @@ struct group {
 
 enum pass_outcome { PASS_DONE, PASS_DEFERRED, PASS_ERROR };
 
+/* A Maildir delivery of this pass waiting for its batch to be durable. */
+struct pending {
+	size_t		 rcpt;
+	char		*mailbox;	/* owned; NULL: a recipient for a
+					   mailbox already written to */
+};
+
 /* A delivery pass over one message. Workers and the loop take turns on
    it; never both at once. */
 struct pass {
@@ -125,6 +138,10 @@ struct pass {
 	bool			*final;		/* owned, env.nrcpt */
 	bool			*delayed;	/* owned: delay notice sent */
 	struct rcpt_out		*out;		/* owned, env.nrcpt */
+	struct maildir_batch	 batch;		/* fg NULL: no batch */
+	bool			 several;	/* for several mailboxes */
+	struct pending		*pend;		/* owned */
+	size_t			 npend;
 	struct task		*tasks;		/* owned */
 	size_t			 ntasks;
 	struct group		*groups;	/* owned */
@@ -322,6 +339,68 @@ route_remote(struct pass *p, size_t rcpt, const char *addr)
 	add_task(p, rcpt, addr, REMOTE_MX, domain);
 }
 
+static void
+pend_add(struct pass *p, size_t rcpt, const char *mailbox)
+{
+	p->pend = xreallocarray(p->pend, p->npend + 1, sizeof(*p->pend));
+	p->pend[p->npend++] = (struct pending){ .rcpt = rcpt,
+	    .mailbox = mailbox != NULL ? xstrdup(mailbox) : NULL };
+}
+
+/* A pass with several recipients links its Maildir files first and makes
+   them durable together (pass_settle), where the filesystem allows. */
+static void
+pass_batch(struct pass *p)
+{
+	if (p->s->fg != NULL && (p->env.nrcpt > 1 || p->several))
+		p->batch.fg = p->s->fg;
+}
+
+/* One sync for the Maildir files the pass linked, then their results:
+   delivered, or (the sync failed, the files are gone) deferred. */
+static int
+pass_settle(struct pass *p)
+{
+	const struct envelope *e = &p->env;
+	char	 err[512];
+	int	 rc, saved;
+
+	if (p->npend == 0 && p->batch.n == 0)
+		return 0;
+	rc = maildir_batch_commit(&p->batch);
+	saved = errno;
+	if (rc == -1)
+		snprintf(err, sizeof(err), "maildir: sync: %s",
+		    strerror(errno));
+	for (size_t k = 0; k < p->npend; k++) {
+		struct pending	*pd = &p->pend[k];
+		struct rcpt_out	*o = &p->out[pd->rcpt];
+		const char	*to = e->rcpt[pd->rcpt].addr;
+
+		if (rc == -1) {
+			if (pd->mailbox != NULL)
+				log_result(p->id, pd->mailbox, to, "maildir",
+				    0, e->arrival_usec, "4.2.0", "deferred",
+				    err);
+			out_note(o, SMTP_CLIENT_TEMP, "4.2.0", err, "maildir");
+		} else if (pd->mailbox != NULL) {
+			log_result(p->id, pd->mailbox, to, "maildir", 0,
+			    e->arrival_usec, "2.0.0", "sent",
+			    "delivered to maildir");
+			out_note(o, SMTP_CLIENT_OK, "2.0.0",
+			    "delivered to maildir", "maildir");
+		} else
+			out_note(o, SMTP_CLIENT_OK, "2.0.0", "delivered to "
+			    "maildir (same mailbox)", "maildir");
+		free(pd->mailbox);
+	}
+	free(p->pend);
+	p->pend = NULL;
+	p->npend = 0;
+	errno = saved;
+	return rc;
+}
+
 /* Local part of a pass for recipient i: Maildirs now, LMTP and remote
    targets as tasks. */
 static void
@@ -355,8 +434,12 @@ route_rcpt(struct pass *p, size_t i, struct strlist *done)
 			continue;
 		}
 		if (strlist_has(done, mb.v[k])) {
-			out_note(o, SMTP_CLIENT_OK, "2.0.0", "delivered to "
-			    "maildir (same mailbox)", "maildir");
+			if (p->batch.fg != NULL)
+				pend_add(p, i, NULL);
+			else
+				out_note(o, SMTP_CLIENT_OK, "2.0.0",
+				    "delivered to maildir (same mailbox)",
+				    "maildir");
 			continue;
 		}
 		if (local_maildir_path(p->cfg->mail_dir, mb.v[k], path,
@@ -368,15 +451,21 @@ route_rcpt(struct pass *p, size_t i, struct strlist *done)
 			    "not usable as a path", "maildir");
 			continue;
 		}
-		if (maildir_deliver(p->s->ds, path, &p->src,
-		    (off_t)p->body_off, e->from, mb.v[k], p->cfg->hostname,
-		    err, sizeof(err)) == -1) {
+		size_t	 linked = p->batch.n;
+
+		if (maildir_deliver(p->s->ds, p->batch.fg != NULL ? &p->batch :
+		    NULL, path, &p->src, (off_t)p->body_off, e->from, mb.v[k],
+		    p->cfg->hostname, err, sizeof(err)) == -1) {
 			log_result(p->id, mb.v[k], to, "maildir", 0,
 			    e->arrival_usec, "4.2.0", "deferred", err);
 			out_note(o, SMTP_CLIENT_TEMP, "4.2.0", err, "maildir");
 			continue;
 		}
 		strlist_add(done, mb.v[k]);
+		if (p->batch.n > linked) {
+			pend_add(p, i, mb.v[k]);	/* noted once durable */
+			continue;
+		}
 		log_result(p->id, mb.v[k], to, "maildir", 0,
 		    e->arrival_usec, "2.0.0", "sent", "delivered to maildir");
 		out_note(o, SMTP_CLIENT_OK, "2.0.0", "delivered to maildir",
@@ -436,6 +525,7 @@ prepare_work(void *arg)
 	p->src.fd = p->fd;
 	if (pass_load(p, true) == -1)
 		return;		/* kept for the administrator; retried */
+	pass_batch(p);
 	for (size_t i = 0; i < p->env.nrcpt; i++) {
 		if (p->final[i])
 			continue;
@@ -443,6 +533,7 @@ prepare_work(void *arg)
 		route_rcpt(p, i, &done);
 	}
 	strlist_free(&done);
+	pass_settle(p);
 	p->outcome = PASS_DEFERRED;	/* decided in finish_work */
 }
 
@@ -453,49 +544,141 @@ struct commit {
 	struct spool_msg *m;		/* borrowed from the caller */
 	void		(*cb)(int, void *);
 	void		*arg;
-	bool		 direct;	/* try the Maildir before the queue */
+	bool		 direct;	/* try the Maildirs before the queue */
+	bool		 queued;	/* in queue/: the scheduler takes it */
+	bool		 delivered;	/* in every Maildir: nothing queued */
 	int		 err;
 };
 
 /*
- * Is this a message for one mailbox, in a Maildir here, with no notice to
- * send on success? Only a lookup: nothing is delivered. One mailbox only:
- * a rename into new/ is all-or-nothing, so a crash before the 250 leaves
- * the message delivered whole or not at all, never to some recipients
- * only (several take the queue, whose journal keeps them apart).
+ * Is this a message only for Maildirs here (at most SCHED_DIRECT_MAX
+ * recipients), with no notice to send on success? Only lookups: nothing
+ * is delivered. *mailboxes: how many it goes to (aliases expanded).
  */
 static bool
-direct_ok(const struct pass *p)
+direct_ok(const struct pass *p, size_t *mailboxes)
 {
-	const struct env_rcpt *r = &p->env.rcpt[0];
-	struct strlist	 mb = { 0 }, rem = { 0 };
-	char		 lmtp[300];
-	bool		 ok;
+	bool	 ok = p->env.nrcpt >= 1 && p->env.nrcpt <= SCHED_DIRECT_MAX;
 
-	if (p->env.nrcpt != 1 || (r->notify & SMTP_NOTIFY_SUCCESS))
-		return false;	/* the queue sends the success notice */
-	ok = local_resolve(p->ldb, r->addr, &mb, &rem) == LOCAL_OK &&
-	    mb.len == 1 && rem.len == 0 &&
-	    remote_lmtp_route(p->cfg, mb.v[0], lmtp, sizeof(lmtp)) == NULL;
-	strlist_free(&mb);
-	strlist_free(&rem);
+	*mailboxes = 0;
+	for (size_t i = 0; ok && i < p->env.nrcpt; i++) {
+		const struct env_rcpt *r = &p->env.rcpt[i];
+		struct strlist	 mb = { 0 }, rem = { 0 };
+		char		 lmtp[300];
+
+		if (r->notify & SMTP_NOTIFY_SUCCESS)
+			return false;	/* the queue sends the notice */
+		ok = local_resolve(p->ldb, r->addr, &mb, &rem) == LOCAL_OK &&
+		    mb.len >= 1 && rem.len == 0;
+		for (size_t k = 0; ok && k < mb.len; k++)
+			ok = remote_lmtp_route(p->cfg, mb.v[k], lmtp,
+			    sizeof(lmtp)) == NULL;
+		*mailboxes += mb.len;
+		strlist_free(&mb);
+		strlist_free(&rem);
+	}
 	return ok;
 }
 
-/* Deliver a message that direct_ok() takes from the uncommitted message
-   in p->src. True when it is in its Maildir: it needs no queue. */
+/* Was recipient i delivered, and only delivered, by this pass? */
 static bool
-direct_deliver(struct pass *p)
+rcpt_sent(const struct pass *p, size_t i)
+{
+	const struct rcpt_out *o = &p->out[i];
+
+	return o->any_ok && !o->any_temp && !o->any_perm;
+}
+
+/* Journal lines for the recipients this pass delivered, into *jbuf. */
+static void
+journal_sent(const struct pass *p, char **jbuf, size_t *jlen)
+{
+	char	 line[2048];
+
+	for (size_t i = 0; i < p->env.nrcpt; i++) {
+		int	 n;
+
+		if (!rcpt_sent(p, i))
+			continue;
+		n = journal_format(line, sizeof(line), i, JOURNAL_SENT,
+		    p->out[i].dsn, p->out[i].text);
+		if (n <= 0)
+			continue;
+		*jbuf = xrealloc(*jbuf, *jlen + (size_t)n);
+		memcpy(*jbuf + *jlen, line, (size_t)n);
+		*jlen += (size_t)n;
+	}
+}
+
+/*
+ * Delivery at commit of the uncommitted message c->m, when direct_ok()
+ * takes it. One mailbox: delivered from memory, and queued only if that
+ * fails. Several: queue/<id> is named first and the Maildir files after
+ * it, all made durable by the batch's one sync; a crash part-way leaves
+ * queue/<id> for the next start to finish (a mailbox may get it twice
+ * across a crash, never some mailboxes only). When all are delivered,
+ * queue/<id> goes again. Sets c->delivered or c->queued (c->err on a
+ * failure); false when the message is not for delivery at commit or its
+ * one delivery failed: the caller commits it to the queue.
+ */
+static bool
+direct_deliver(struct commit *c, struct pass *p)
 {
 	struct strlist	 done = { 0 };
+	char		*jbuf = NULL;
+	size_t		 mailboxes, jlen = 0;
+	bool		 all = true, pending = false;
 
-	if (pass_load(p, false) == -1 || !direct_ok(p))
+	spool_msg_src(c->m, &p->src);	/* borrowed from m */
+	if (pass_load(p, false) == -1 || !direct_ok(p, &mailboxes))
 		return false;
-	p->out[0].todo = true;
-	route_rcpt(p, 0, &done);
+	if (mailboxes > 1) {
+		struct stat	 st;
+
+		if ((c->err = spool_msg_link(c->m, p->s->fg)) != 0) {
+			c->queued = c->m->committed;
+			return true;
+		}
+		spool_msg_src(c->m, &p->src);	/* now the file */
+		pending = p->s->fg != NULL && fstat(p->src.fd, &st) == 0 &&
+		    fsgroup_usable(p->s->fg, st.st_dev);
+		p->several = true;
+	}
+	pass_batch(p);
+	if (pending)	/* durable with the batch, or removed with it */
+		maildir_batch_add(&p->batch, c->m->queue_path);
+	for (size_t i = 0; i < p->env.nrcpt; i++) {
+		p->out[i].todo = true;
+		route_rcpt(p, i, &done);
+	}
 	strlist_free(&done);
-	return p->out[0].any_ok && !p->out[0].any_temp &&
-	    !p->out[0].any_perm;
+	if (pass_settle(p) == -1 && pending) {
+		/* the sync failed: queue/<id> is gone with the batch */
+		c->err = errno != 0 ? errno : EIO;
+		return true;
+	}
+	for (size_t i = 0; i < p->env.nrcpt; i++)
+		if (!rcpt_sent(p, i))
+			all = false;
+	if (all) {
+		if (c->m->committed && spool_remove(p->sp, p->id) == -1)
+			log_err("%s queue remove failed: %s", p->id,
+			    strerror(errno));
+		spool_msg_drop(c->m);	/* nothing left to make durable */
+		c->delivered = true;
+		return true;
+	}
+	if (!c->m->committed)
+		return false;	/* one mailbox, failed: the caller queues */
+	/* before the pass that sched_add() starts reads the journal; a crash
+	   in between delivers to these mailboxes again (at least once) */
+	journal_sent(p, &jbuf, &jlen);
+	if (jlen > 0 && spool_journal_append(p->sp, p->id, jbuf, jlen) == -1)
+		log_err("%s queue journal write failed: %s", p->id,
+		    strerror(errno));
+	free(jbuf);
+	c->queued = true;
+	return true;
 }
 
 static void
@@ -505,19 +688,16 @@ commit_work(void *arg)
 
 	if (c->direct) {
 		struct pass	*p = pass_new(c->s, c->m->id);
-		bool		 done;
+		bool		 taken = direct_deliver(c, p);
 
-		spool_msg_src(c->m, &p->src);	/* borrowed from m */
-		done = direct_deliver(p);
 		pass_free(p);
-		if (done) {
-			spool_msg_drop(c->m);	/* never was durable */
+		if (taken)
 			return;
-		}
-		/* not for one Maildir here, or it failed: the queue retries
-		   (a failure was logged as deferred) */
+		/* not for Maildirs only, or its delivery failed: the queue
+		   retries (a failure was logged as deferred) */
 	}
 	c->err = spool_msg_commit_sync(c->m);
+	c->queued = c->m->committed;
 }
 
 /* ---- worker side: deciding -------------------------------------- */
@@ -1037,6 +1217,14 @@ pass_free(struct pass *p)
 	free(p->final);
 	free(p->delayed);
 	free(p->out);
+	for (size_t k = 0; k < p->npend; k++)	/* settled passes have none */
+		free(p->pend[k].mailbox);
+	free(p->pend);
+	for (size_t k = 0; k < p->batch.n; k++) {
+		unlink(p->batch.paths[k]);	/* never reported: not ours */
+		free(p->batch.paths[k]);
+	}
+	free(p->batch.paths);
 	for (size_t t = 0; t < p->ntasks; t++)
 		free(p->tasks[t].addr);
 	free(p->tasks);
@@ -1084,6 +1272,10 @@ sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
 	s->dwq = workq_new(base, cfg->max_deliveries);
 	s->ldb = ldb;
 	s->ds = dirsync_new();
+	if (cfg->batch_sync && (mkdir_p(cfg->mail_dir, 0700) == -1 ||
+	    (s->fg = fsgroup_open(cfg->mail_dir, SCHED_SLOW_SYNC_USEC)) == NULL))
+		log_warn("queue: no batched syncs for %s: %s (an fsync per "
+		    "file)", cfg->mail_dir, strerror(errno));
 	return s;
 }
 
@@ -1117,7 +1309,7 @@ commit_done(void *arg)
 {
 	struct commit	*c = arg;
 	char		 id[QID_LEN + 1];
-	bool		 queued = c->m->committed;	/* renamed into queue/ */
+	bool		 queued = c->queued;	/* named in queue/ */
 
 	memcpy(id, c->m->id, sizeof(id));
 	if (c->err != 0 && queued)
@@ -1129,7 +1321,7 @@ commit_done(void *arg)
 	if (queued)
 		sched_add(c->s, id);
 	c->cb(c->err, c->arg);		/* may free c->m */
-	if (c->err == 0 && !queued)
+	if (c->err == 0 && c->delivered)
 		log_info("%s queue removed: delivered at commit", id);
 	free(c);
 }
@@ -1170,6 +1362,7 @@ sched_free(struct sched *s)
 	while (s->all != NULL)
 		qmsg_free(s->all);
 	dirsync_free(s->ds);
+	fsgroup_free(s->fg);
 	for (size_t i = 0; i < SCHED_DEST_BUCKETS; i++)
 		while (s->dests[i] != NULL) {
 			struct dest *d = s->dests[i];

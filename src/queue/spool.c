@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/dirsync.h"
+#include "core/fsgroup.h"
 #include "core/log.h"
 #include "core/newfile.h"
 #include "core/util.h"
@@ -114,6 +115,7 @@ spool_msg_new(struct spool *sp)
 	m = xcalloc(1, sizeof(*m));
 	m->sp = sp;
 	m->nf = NEWFILE_INIT;
+	m->read_fd = -1;
 	for (int tries = 0; tries < 16; tries++) {
 		pthread_mutex_lock(&sp->gen_mtx);
 		qid_next(&sp->gen, now_usec(), m->id);
@@ -180,11 +182,33 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 void
 spool_msg_src(const struct spool_msg *m, struct bytesrc *out)
 {
-	if (m->file)
+	if (m->read_fd != -1)
+		*out = (struct bytesrc){ .fd = m->read_fd };
+	else if (m->file)
 		*out = (struct bytesrc){ .fd = m->nf.fd };
 	else
 		*out = (struct bytesrc){ .fd = -1, .buf = m->mem,
 		    .len = m->mem_len };
+}
+
+int
+spool_msg_link(struct spool_msg *m, struct fsgroup *fg)
+{
+	struct stat	 st;
+
+	if (m->error != 0)
+		return m->error;
+	if (!m->file && spill(m) == -1)
+		return m->error = errno;
+	/* the caller reads it back after the link closes nf.fd */
+	if ((m->read_fd = fcntl(m->nf.fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		return errno;
+	if (fstat(m->nf.fd, &st) == -1 || !fsgroup_usable(fg, st.st_dev))
+		return spool_msg_commit_sync(m);
+	if (newfile_link(&m->nf, m->queue_path) == -1)
+		return errno;
+	m->committed = true;
+	return 0;
 }
 
 int
@@ -207,6 +231,9 @@ void
 spool_msg_drop(struct spool_msg *m)
 {
 	newfile_discard(&m->nf);	/* after a commit: nothing to remove */
+	if (m->read_fd != -1)
+		close(m->read_fd);
+	m->read_fd = -1;
 	m->file = false;	/* a second drop has nothing to remove */
 	free(m->mem);
 	m->mem = NULL;

@@ -38,6 +38,8 @@ struct spool_msg {
 	bool		 file;		/* the bytes are in the tmp/ file (queue/<id>
 					   once committed); false once dropped */
 	bool		 committed;
+	int		 read_fd;	/* owned, -1 if none: the file's bytes
+					   after spool_msg_link() */
 };
 
 /*
@@ -66,6 +68,15 @@ int		 spool_msg_write(struct spool_msg *m, const void *buf,
  * an errno (m->committed tells whether queue/<id> was made).
  */
 int		 spool_msg_commit_sync(struct spool_msg *m);
+/*
+ * Name the message queue/<id> first, durable later: where its file is on
+ * the filesystem fg syncs (core/fsgroup.h), it is only written and
+ * linked, and the caller's fsgroup_sync() makes it durable; elsewhere this
+ * is spool_msg_commit_sync(). Either way m stays readable through
+ * spool_msg_src(). Blocking. 0, or an errno.
+ */
+struct fsgroup;
+int		 spool_msg_link(struct spool_msg *m, struct fsgroup *fg);
 /* Where to read back what was written so far (borrowed from m, valid
    until m is committed, dropped or freed). */
 void		 spool_msg_src(const struct spool_msg *m, struct bytesrc *out);

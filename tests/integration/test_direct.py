@@ -1,6 +1,6 @@
-"""Delivery at commit ([queue] direct_local): a message for one local
-Maildir is there before the 250 and never enters the queue; anything else
-(several mailboxes, a remote recipient, NOTIFY=SUCCESS), or a failed
+"""Delivery at commit ([queue] direct_local): a message only for local
+Maildirs is there before the 250 and never enters the queue; anything else
+(a remote recipient, NOTIFY=SUCCESS, over 50 recipients), or a failed
 delivery, takes the queue, and nothing is delivered twice."""
 from helpers import (check_delivered, ehlo, expect, log_lines, qid,
                      send_message, wait_until)
@@ -21,19 +21,64 @@ def test_in_maildir_before_250(petrel, raw):
     assert len(log_lines(petrel, q, "status=sent")) == 1
 
 
-def test_two_mailboxes_take_the_queue(make_petrel, raw):
-    """Two recipients, or an alias to two mailboxes: queued, so that a
-    crash cannot deliver to one of them only; each gets one copy."""
-    p = make_petrel(users=["alice@localhost", "bob@localhost"],
-                    aliases="team: alice, bob\n")
+def test_two_mailboxes_before_250(make_petrel, raw):
+    """Two recipients, or an alias to two mailboxes: in both Maildirs
+    before the 250, one copy each, with one filesystem sync for the two
+    (batch_sync) or an fsync each."""
+    for batch in ("yes", "no"):
+        p = make_petrel(users=["alice@localhost", "bob@localhost"],
+                        aliases="team: alice, bob\n",
+                        extra={"queue.batch_sync": batch})
+        r = raw(p.port)
+        for n, rcpts in enumerate((("alice@localhost", "bob@localhost"),
+                                   ("team@localhost",)), 1):
+            content = b"Subject: two\r\n\r\nx\r\n"
+            q = send_message(r, content, rcpts=rcpts)
+            assert len(p.messages("alice")) == n
+            assert len(p.messages("bob")) == n
+            check_delivered(p.messages("bob")[-1], content,
+                            rcpt="bob@localhost", qid=q, single=False)
+            assert p.queue_files() == []
+            assert wait_until(lambda: log_lines(
+                p, q, "queue removed: delivered at commit"), 5), p.log()
+            assert len(log_lines(p, q, "status=sent")) == 2
+        assert p.tmp_files() == []
+
+
+def test_many_recipients_take_the_queue(make_petrel, raw):
+    """Over 50 recipients: the 250 does not wait for 51 deliveries."""
+    users = [f"u{i}@localhost" for i in range(51)]
+    p = make_petrel(users=users)
     r = raw(p.port)
-    for rcpts in (("alice@localhost", "bob@localhost"), ("team@localhost",)):
-        q = send_message(r, b"Subject: two\r\n\r\nx\r\n", rcpts=rcpts)
-        assert wait_until(lambda: log_lines(p, q, "queue removed"), 10), \
-            p.log()
-        assert not log_lines(p, q, "delivered at commit")
-    assert len(p.messages("alice")) == 2
-    assert len(p.messages("bob")) == 2
+    q = send_message(r, b"Subject: many\r\n\r\nx\r\n", rcpts=users)
+    assert wait_until(lambda: log_lines(p, q, "queue removed"), 15), p.log()
+    assert not log_lines(p, q, "delivered at commit")
+    for u in ("u0", "u50"):
+        assert len(p.messages(u)) == 1
+
+
+def test_one_failed_mailbox_of_two(make_petrel, raw):
+    """alice's copy is made at commit; bob's Maildir cannot be: the message
+    is queued with alice journaled as delivered, and the queue delivers to
+    bob only, once it can. Each gets one copy."""
+    p = make_petrel(users=["alice@localhost", "bob@localhost"])
+    blocker = p.mail / "localhost" / "bob"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a directory\n")
+    r = raw(p.port)
+    content = b"Subject: half\r\n\r\nlater for bob\r\n"
+    q = send_message(r, content, rcpts=("alice@localhost", "bob@localhost"))
+    assert q in p.queue_files()
+    assert len(p.messages("alice")) == 1
+    assert log_lines(p, q, "to=<bob@localhost>", "status=deferred")
+    blocker.unlink()
+    msgs = p.wait_messages("bob", 1)
+    check_delivered(msgs[0], content, rcpt="bob@localhost", qid=q,
+                    single=False)
+    assert p.wait_queue_empty()
+    assert len(p.messages("alice")) == 1
+    assert len(p.messages("bob")) == 1
+    assert len(log_lines(p, q, "to=<alice@localhost>", "status=sent")) == 1
 
 
 def test_off_takes_the_queue(make_petrel, raw):

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fsgroup.h"
 #include "core/table.h"
 #include "core/util.h"
 #include "deliver/local.h"
@@ -608,7 +609,7 @@ deliver_and_check(const struct sbuf *spool, const struct sbuf *want)
 	assert_true(fd != -1);
 
 	FMT(mdir, "%s/example.org/bob/Maildir", dir);
-	if (maildir_deliver(NULL, mdir, FD_SRC(fd), 10, "sender@example.net",
+	if (maildir_deliver(NULL, NULL, mdir, FD_SRC(fd), 10, "sender@example.net",
 	    "bob@example.org", "mx/1:a", err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	assert_int_equal(count_entries(mdir, "new", &name), 1);
@@ -748,6 +749,48 @@ test_maildir_boundary(void **state)
 	}
 }
 
+/* A batch: files are in new/ at once, durable with one sync, and a file
+   the batch's filesystem does not hold is made durable on its own. */
+static void
+test_maildir_batch(void **state)
+{
+	char	*dir = make_temp_dir(), *spath = write_temp("x\r\n", 3);
+	char	 err[512];
+	struct maildir_batch b = { 0 };
+	int	 fd;
+
+	(void)state;
+	fd = open(spath, O_RDONLY);
+	assert_true(fd != -1);
+	assert_non_null(b.fg = fsgroup_open(dir, 0));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(maildir_deliver(NULL, &b, dir, FD_SRC(fd), 0,
+		    "", "a@b", "h", err, sizeof(err)), 0);
+	assert_int_equal(b.n, 3);
+	assert_int_equal(count_entries(dir, "new", NULL), 3);
+	assert_int_equal(count_entries(dir, "tmp", NULL), 0);
+	assert_int_equal(maildir_batch_commit(&b), 0);
+	assert_int_equal(b.n, 0);
+	assert_null(b.paths);
+	assert_int_equal(count_entries(dir, "new", NULL), 3);
+	assert_int_equal(fsgroup_syncs(b.fg), 1);
+	assert_int_equal(maildir_batch_commit(&b), 0);	/* empty: no sync */
+	assert_int_equal(fsgroup_syncs(b.fg), 1);
+	fsgroup_free(b.fg);
+
+	/* a group for another filesystem (/proc) covers nothing here */
+	assert_non_null(b.fg = fsgroup_open("/proc", 0));
+	assert_int_equal(maildir_deliver(NULL, &b, dir, FD_SRC(fd), 0,
+	    "", "a@b", "h", err, sizeof(err)), 0);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(count_entries(dir, "new", NULL), 4);
+	fsgroup_free(b.fg);
+	close(fd);
+	unlink(spath);
+	free(spath);
+	remove_tree(dir);
+}
+
 static void
 test_maildir_unique(void **state)
 {
@@ -759,7 +802,7 @@ test_maildir_unique(void **state)
 	fd = open(spath, O_RDONLY);
 	assert_true(fd != -1);
 	for (i = 0; i < 5; i++)
-		assert_int_equal(maildir_deliver(NULL, dir, FD_SRC(fd), 0, "", "a@b", "h",
+		assert_int_equal(maildir_deliver(NULL, NULL, dir, FD_SRC(fd), 0, "", "a@b", "h",
 		    err, sizeof(err)), 0);
 	assert_int_equal(count_entries(dir, "new", NULL), 5);
 	assert_int_equal(count_entries(dir, "tmp", NULL), 0);
@@ -784,7 +827,7 @@ test_maildir_fail(void **state)
 	FMT(target, "%s/file", dir);
 	close(open(target, O_WRONLY | O_CREAT, 0600));
 	err[0] = '\0';
-	assert_int_equal(maildir_deliver(NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
+	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_true(strncmp(err, "maildir: mkdir ", 15) == 0);
 	assert_non_null(strstr(err, target));
@@ -792,7 +835,7 @@ test_maildir_fail(void **state)
 
 	/* below a regular file */
 	FMT(target, "%s/file/Maildir", dir);
-	assert_int_equal(maildir_deliver(NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
+	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_true(strncmp(err, "maildir: mkdir ", 15) == 0);
 
@@ -802,7 +845,7 @@ test_maildir_fail(void **state)
 	FMT(target, "%s/m1/new", dir);
 	close(open(target, O_WRONLY | O_CREAT, 0600));
 	FMT(target, "%s/m1", dir);
-	assert_int_equal(maildir_deliver(NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
+	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	/* mkdir or rename fails, depending on how mkdir_p treats EEXIST */
 	assert_true(strncmp(err, "maildir: ", 9) == 0);
@@ -812,16 +855,16 @@ test_maildir_fail(void **state)
 
 	/* the spool cannot be read: the tmp file goes away again */
 	FMT(target, "%s/m2", dir);
-	assert_int_equal(maildir_deliver(NULL, target, FD_SRC(-1), 0, "", "a@b", "h", err,
+	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(-1), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_string_equal(err, "maildir: read spool: Bad file descriptor");
 	assert_int_equal(count_entries(target, "tmp", NULL), 0);
 	assert_int_equal(count_entries(target, "new", NULL), 0);
 
 	/* a line end in an envelope address would forge a header */
-	assert_int_equal(maildir_deliver(NULL, target, FD_SRC(fd), 0, "a@b\nX-Evil: 1",
+	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "a@b\nX-Evil: 1",
 	    "a@b", "h", err, sizeof(err)), -1);
-	assert_int_equal(maildir_deliver(NULL, target, FD_SRC(fd), 0, "", "a@b\r", "h",
+	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "", "a@b\r", "h",
 	    err, sizeof(err)), -1);
 	assert_int_equal(count_entries(target, "new", NULL), 0);
 
@@ -849,6 +892,7 @@ main(void)
 		cmocka_unit_test(test_maildir_small),
 		cmocka_unit_test(test_maildir_boundary),
 		cmocka_unit_test(test_maildir_unique),
+		cmocka_unit_test(test_maildir_batch),
 		cmocka_unit_test(test_maildir_fail),
 	};
 

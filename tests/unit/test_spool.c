@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/newfile.h"
+#include "core/fsgroup.h"
 #include "core/util.h"
 #include "queue/spool.h"
 #include "fs_helpers.h"
@@ -139,6 +140,47 @@ test_small_stays_in_memory(void **state)
 	assert_int_equal(count(f, "tmp"), 0);
 	spool_msg_free(m);
 	fs_assert_file(qpath, "head\r\nbody\r\n", 12);	/* free keeps it */
+}
+
+/* Linked for a filesystem sync to come: named in queue/ at once, still
+   readable after the name; with no usable group, a plain commit. */
+static void
+test_link(void **state)
+{
+	struct fixture	*f = *state;
+	struct fsgroup	*fg;
+	struct bytesrc	 src;
+	char		 qpath[256];
+	char		*big = pattern(SPOOL_MEM_MAX + 5000);
+
+	for (int round = 0; round < 3; round++) {
+		struct spool_msg *m = spool_msg_new(f->sp);
+		/* a group for this disk, none, or one for another (/proc) */
+		const char *gdir = round == 0 ? f->dir : "/proc";
+		size_t	 len = round == 1 ? SPOOL_MEM_MAX + 5000 : 12;
+
+		assert_non_null(m);
+		fg = round == 1 ? NULL : fsgroup_open(gdir, 0);
+		assert_true(round == 1 || fg != NULL);
+		assert_int_equal(spool_msg_write(m, round == 1 ? big :
+		    "head\r\nbody\r\n", len), 0);
+		assert_int_equal(spool_msg_link(m, fg), 0);
+		assert_true(m->committed);
+		spool_path(f->sp, m->id, qpath, sizeof(qpath));
+		fs_assert_file(qpath, round == 1 ? big : "head\r\nbody\r\n",
+		    len);
+		spool_msg_src(m, &src);
+		assert_true(src.fd != -1);
+		assert_src(&src, round == 1 ? big : "head\r\nbody\r\n", len);
+		if (round == 0)		/* the sync it was linked for */
+			assert_int_equal(fsgroup_sync(fg), 0);
+		assert_int_equal(count(f, "tmp"), 0);
+		spool_msg_free(m);
+		fs_assert_file(qpath, round == 1 ? big : "head\r\nbody\r\n",
+		    len);
+		fsgroup_free(fg);
+	}
+	free(big);
 }
 
 static void
@@ -264,6 +306,9 @@ main(void)
 		    setup_named, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_spill_failure_fails_the_commit, setup_named, teardown),
+		cmocka_unit_test_setup_teardown(test_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_link, setup_named,
+		    teardown),
 		cmocka_unit_test(test_bytesrc_memory),
 	};
 

@@ -329,17 +329,22 @@ maildir_make(const char *dir, const char **step, const char **where,
 	return 0;
 }
 
-/* Link the written file into new/ for the batch, or publish it durably
-   (fsync) where the batch's filesystem sync does not cover it. */
-static int
-maildir_publish(struct newfile *nf, struct maildir_batch *b, const char *new,
-    bool *linked)
+/* Does the batch's filesystem sync cover the open file nf? */
+static bool
+maildir_batched(const struct newfile *nf, const struct maildir_batch *b)
 {
 	struct stat	 st;
 
-	*linked = b != NULL && fstat(nf->fd, &st) == 0 &&
+	return b != NULL && fstat(nf->fd, &st) == 0 &&
 	    fsgroup_usable(b->fg, st.st_dev);
-	return *linked ? newfile_link(nf, new) : newfile_publish(nf, new, false);
+}
+
+/* Link the written file into new/ for the batch, or publish it durably
+   (fsync) where the batch's sync does not cover it. */
+static int
+maildir_publish(struct newfile *nf, const char *new, bool linked)
+{
+	return linked ? newfile_link(nf, new) : newfile_publish(nf, new, false);
 }
 
 int
@@ -420,14 +425,15 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
 	/* fsync, then the name in new/ (never a partial file there) */
 	step = "deliver";
 	where = new;
-	if (maildir_publish(&nf, b, new, &linked) == -1) {
+	linked = maildir_batched(&nf, b);	/* once: a retry has no fd */
+	if (maildir_publish(&nf, new, linked) == -1) {
 		/* new/ was removed under us: make it again */
 		if (errno != ENOENT || maildir_make(dir, &step, &where, path,
 		    sizeof(path)) == -1)
 			goto fail;
 		step = "deliver";
 		where = new;
-		if (maildir_publish(&nf, b, new, &linked) == -1)
+		if (maildir_publish(&nf, new, linked) == -1)
 			goto fail;
 	}
 	published = true;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/fsgroup.h"
+#include "core/newfile.h"
 #include "core/table.h"
 #include "core/util.h"
 #include "deliver/local.h"
@@ -762,28 +763,54 @@ test_maildir_batch(void **state)
 	(void)state;
 	fd = open(spath, O_RDONLY);
 	assert_true(fd != -1);
-	assert_non_null(b.fg = fsgroup_open(dir, 0));
-	for (int i = 0; i < 3; i++)
+	/* unnamed files, then the named fallback (tmp/<name>, renamed) */
+	for (int named = 0; named < 2; named++) {
+		newfile_allow_unnamed(!named);
+		assert_non_null(b.fg = fsgroup_open(dir, 0));
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(maildir_deliver(NULL, &b, dir,
+			    FD_SRC(fd), 0, "", "a@b", "h", err, sizeof(err)),
+			    0);
+		assert_int_equal(b.n, 3);
+		assert_int_equal(count_entries(dir, "new", NULL), 3 + 3 * named);
+		assert_int_equal(count_entries(dir, "tmp", NULL), 0);
+		assert_int_equal(maildir_batch_commit(&b), 0);
+		assert_int_equal(b.n, 0);
+		assert_null(b.paths);
+		assert_int_equal(count_entries(dir, "new", NULL), 3 + 3 * named);
+		assert_int_equal(fsgroup_syncs(b.fg), 1);
+		assert_int_equal(maildir_batch_commit(&b), 0);	/* no sync */
+		assert_int_equal(fsgroup_syncs(b.fg), 1);
+		fsgroup_free(b.fg);
+	}
+	newfile_allow_unnamed(true);
+
+	/* new/ removed under a batched delivery: made again, and the file
+	   still joins the batch (the fallback's retry has no fd left) */
+	for (int named = 0; named < 2; named++) {
+		char	 newdir[4096];
+
+		newfile_allow_unnamed(!named);
+		FMT(newdir, "%s/new", dir);
+		assert_int_equal(nftw(newdir, rm_entry, 16,
+		    FTW_DEPTH | FTW_PHYS), 0);
+		assert_non_null(b.fg = fsgroup_open(dir, 0));
 		assert_int_equal(maildir_deliver(NULL, &b, dir, FD_SRC(fd), 0,
 		    "", "a@b", "h", err, sizeof(err)), 0);
-	assert_int_equal(b.n, 3);
-	assert_int_equal(count_entries(dir, "new", NULL), 3);
-	assert_int_equal(count_entries(dir, "tmp", NULL), 0);
-	assert_int_equal(maildir_batch_commit(&b), 0);
-	assert_int_equal(b.n, 0);
-	assert_null(b.paths);
-	assert_int_equal(count_entries(dir, "new", NULL), 3);
-	assert_int_equal(fsgroup_syncs(b.fg), 1);
-	assert_int_equal(maildir_batch_commit(&b), 0);	/* empty: no sync */
-	assert_int_equal(fsgroup_syncs(b.fg), 1);
-	fsgroup_free(b.fg);
+		assert_int_equal(b.n, 1);
+		assert_int_equal(maildir_batch_commit(&b), 0);
+		assert_int_equal(count_entries(dir, "new", NULL), 1);
+		assert_int_equal(count_entries(dir, "tmp", NULL), 0);
+		fsgroup_free(b.fg);
+	}
+	newfile_allow_unnamed(true);
 
 	/* a group for another filesystem (/proc) covers nothing here */
 	assert_non_null(b.fg = fsgroup_open("/proc", 0));
 	assert_int_equal(maildir_deliver(NULL, &b, dir, FD_SRC(fd), 0,
 	    "", "a@b", "h", err, sizeof(err)), 0);
 	assert_int_equal(b.n, 0);
-	assert_int_equal(count_entries(dir, "new", NULL), 4);
+	assert_int_equal(count_entries(dir, "new", NULL), 2);
 	fsgroup_free(b.fg);
 	close(fd);
 	unlink(spath);

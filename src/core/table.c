@@ -62,8 +62,8 @@ static int
 table_key_eq(const char *stored, const char *key)
 {
 	for (; *stored != '\0' && *key != '\0'; stored++, key++)
-		if (*stored != table_lower((unsigned char)*key))
-			return 0;
+		if ((unsigned char)*stored != table_lower((unsigned char)*key))
+			return 0;	/* unsigned: UTF-8 bytes are >= 0x80 */
 	return *stored == '\0' && *key == '\0';
 }
 

@@ -143,6 +143,38 @@ def test_alias_to_two_users(make_petrel):
         r.close()
 
 
+def test_utf8_user_and_alias(make_petrel):
+    """RFC 6531: a user with a UTF-8 local part, in the users file and as
+    an alias target, gets mail sent with SMTPUTF8; ASCII letters fold, the
+    rest matches byte for byte."""
+    p = make_petrel(users=["j\u00f6rg@localhost"],
+                    aliases="\u00e9quipe: j\u00f6rg\n")
+    r = Raw(p.port)
+    try:
+        assert r.reply()[0] == 220
+        ehlo(r)
+        content = b"Subject: utf8\r\n\r\nhallo\r\n"
+        for rcpt in ("j\u00f6rg@localhost", "J\u00f6RG@LocalHost",
+                     "\u00e9quipe@localhost"):
+            expect(r, "MAIL FROM:<sender@example.org> SMTPUTF8", 250,
+                   "2.1.0")
+            expect(r, f"RCPT TO:<{rcpt}>", 250, "2.1.5")
+            assert r.cmd("DATA")[0] == 354
+            r.send(content + b".\r\n")
+            qid(r.reply())
+        # \u00d6 is another letter than \u00f6: not this user
+        expect(r, "MAIL FROM:<sender@example.org> SMTPUTF8", 250, "2.1.0")
+        expect(r, "RCPT TO:<j\u00d6rg@localhost>", 550, "5.1.1")
+        msgs = p.wait_messages("j\u00f6rg", 3)
+        assert len(msgs) == 3
+        for m in msgs:
+            rp, dt, rec, rest = split_delivered(m)
+            assert dt == "Delivered-To: j\u00f6rg@localhost".encode()
+            assert rest == content.replace(b"\r\n", b"\n")
+    finally:
+        r.close()
+
+
 def test_several_messages_one_session(petrel, raw):
     r = raw()
     qids = []

@@ -282,6 +282,34 @@ test_empty(void **state)
 	table_free(NULL);
 }
 
+/* Keys with bytes over 0x7f (UTF-8 local parts, RFC 6531) are found:
+   only ASCII letters fold, the rest must match byte for byte. */
+static void
+test_utf8_keys(void **state)
+{
+	static const char text[] =
+	    "j\xc3\xb6rg@example.org a\n"
+	    "J\xc3\x96RG@example.org b\n"
+	    "\xe4\xbd\xa0\xe5\xa5\xbd@example.org c\n";
+	struct table *t;
+	char	 err[512];
+	char	*path = write_temp(text, sizeof(text) - 1);
+
+	(void)state;
+	assert_int_equal(table_load(path, 0, &t, err, sizeof(err)), 0);
+	assert_int_equal(table_count(t), 3);
+	assert_string_equal(table_get(t, "j\xc3\xb6rg@example.org"), "a");
+	assert_string_equal(table_get(t, "J\xc3\xb6RG@Example.Org"), "a");
+	/* \xc3\x96 is another letter (capital O-umlaut): its own key */
+	assert_string_equal(table_get(t, "j\xc3\x96rg@example.org"), "b");
+	assert_string_equal(table_get(t, "\xe4\xbd\xa0\xe5\xa5\xbd@EXAMPLE.org"),
+	    "c");
+	assert_null(table_get(t, "j\xc3\xb7rg@example.org"));
+	table_free(t);
+	unlink(path);
+	free(path);
+}
+
 static void
 test_many(void **state)
 {
@@ -318,6 +346,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_utf8_keys),
 		cmocka_unit_test(test_key_limit),
 		cmocka_unit_test(test_line_limit),
 		cmocka_unit_test(test_nul_byte),

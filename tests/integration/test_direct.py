@@ -45,6 +45,26 @@ def test_two_mailboxes_before_250(make_petrel, raw):
         assert p.tmp_files() == []
 
 
+def test_big_message_two_mailboxes(make_petrel, raw):
+    """Over the spool's 128 KiB in memory: the body is in a file before
+    queue/<id> is named; both copies are whole and nothing stays queued."""
+    p = make_petrel(users=["alice@localhost", "bob@localhost"])
+    r = raw(p.port)
+    body = b"".join(b"line %06d of a big message\r\n" % i
+                    for i in range(8000))
+    content = b"Subject: big\r\n\r\n" + body
+    q = send_message(r, content, rcpts=("alice@localhost", "bob@localhost"))
+    for user in ("alice", "bob"):
+        msgs = p.messages(user)
+        assert len(msgs) == 1
+        check_delivered(msgs[0], content, rcpt=f"{user}@localhost", qid=q,
+                        single=False)
+    assert p.queue_files() == []
+    assert p.tmp_files() == []
+    assert wait_until(lambda: log_lines(
+        p, q, "queue removed: delivered at commit"), 5), p.log()
+
+
 def test_many_recipients_take_the_queue(make_petrel, raw):
     """Over 50 recipients: the 250 does not wait for 51 deliveries."""
     users = [f"u{i}@localhost" for i in range(51)]

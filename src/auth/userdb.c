@@ -20,7 +20,6 @@
 #include "core/util.h"
 
 #define USERDB_FILE_MAX		(64u << 20)	/* bytes we read back */
-#define USERDB_KEY_MAX		320		/* table.c: TABLE_KEY_MAX */
 #define USERDB_SCRAM_PREFIX	"scram-sha-256:"
 
 /*
@@ -168,7 +167,7 @@ userdb_key_ok(const char *user)
 {
 	size_t	 len = strlen(user);
 
-	if (len == 0 || len > USERDB_KEY_MAX || user[0] == '#')
+	if (len == 0 || len > TABLE_KEY_MAX || user[0] == '#')
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)user[i];
@@ -307,6 +306,12 @@ userdb_file_set(const char *path, const char *user, const char *value,
 	if (strpbrk(value, "\r\n") != NULL) {
 		snprintf(err, errlen, "line break in the value for '%s'",
 		    user);
+		return -1;
+	}
+	if (strlen(user) + 1 + strlen(value) > TABLE_LINE_MAX) {
+		/* the file would no longer load */
+		snprintf(err, errlen, "the line for '%s' would be over %d "
+		    "bytes", user, TABLE_LINE_MAX);
 		return -1;
 	}
 	if (userdb_read(path, &old, &len, &st, &exists, err, errlen) == -1)

@@ -13,8 +13,6 @@
 
 #include "core/util.h"
 
-#define TABLE_KEY_MAX	320	/* bytes; RFC 5321 4.5.3.1: 64 + 1 + 255 */
-#define TABLE_LINE_MAX	8192	/* bytes, without the line end */
 #define TABLE_CAP_MIN	16	/* slots; always a power of two */
 
 struct table_ent {

@@ -10,6 +10,9 @@
 
 struct table;
 
+#define TABLE_KEY_MAX	320	/* bytes; RFC 5321 4.5.3.1: 64 + 1 + 255 */
+#define TABLE_LINE_MAX	8192	/* bytes, without the line end */
+
 /*
  * Load path. Returns 0 and *out (free with table_free()), or -1 with err
  * naming "FILE:LINE: message" (duplicate key, key too long, unreadable

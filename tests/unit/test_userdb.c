@@ -234,6 +234,7 @@ test_file_set_errors(void **state)
 		"", "a b", "#x", "a:b", "a\tb", "a\nb", "a\x7f",
 	};
 	char	*path = path_of("users-err"), *got, err[512];
+	struct table *t = NULL;
 	char	 longuser[400];
 
 	(void)state;
@@ -256,6 +257,28 @@ test_file_set_errors(void **state)
 	    sizeof(err)), -1);
 	assert_int_equal(userdb_file_set(path, "u@x", "a\rb", err,
 	    sizeof(err)), -1);
+	{
+		/* a line the table could not load again: refused */
+		char	*big = malloc(TABLE_LINE_MAX);
+
+		assert_non_null(big);
+		memset(big, 'v', TABLE_LINE_MAX - 4);
+		big[TABLE_LINE_MAX - 4] = '\0';	/* "u@x " + 8188 = 8192 */
+		assert_int_equal(userdb_file_set(path, "u@x", big, err,
+		    sizeof(err)), 0);
+		assert_int_equal(table_load(path, 0, &t, err, sizeof(err)), 0);
+		assert_string_equal(table_get(t, "u@x"), big);
+		table_free(t);
+		big[TABLE_LINE_MAX - 4] = 'v';
+		big[TABLE_LINE_MAX - 3] = '\0';
+		err[0] = '\0';
+		assert_int_equal(userdb_file_set(path, "u@x", big, err,
+		    sizeof(err)), -1);
+		assert_non_null(strstr(err, "over 8192 bytes"));
+		free(big);
+		assert_int_equal(userdb_file_set(path, "u@x", "small", err,
+		    sizeof(err)), 0);
+	}
 	got = read_file(path);
 	assert_true(strncmp(got, "keep me\naaaa", 12) == 0);
 	free(got);

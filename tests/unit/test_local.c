@@ -610,7 +610,8 @@ deliver_and_check(const struct sbuf *spool, const struct sbuf *want)
 	assert_true(fd != -1);
 
 	FMT(mdir, "%s/example.org/bob/Maildir", dir);
-	if (maildir_deliver(NULL, NULL, mdir, FD_SRC(fd), 10, "sender@example.net",
+	if (maildir_deliver(NULL, NULL, mdir,
+	    FD_SRC(fd), 10, "sender@example.net",
 	    "bob@example.org", "mx/1:a", err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	assert_int_equal(count_entries(mdir, "new", &name), 1);
@@ -772,12 +773,14 @@ test_maildir_batch(void **state)
 			    FD_SRC(fd), 0, "", "a@b", "h", err, sizeof(err)),
 			    0);
 		assert_int_equal(b.n, 3);
-		assert_int_equal(count_entries(dir, "new", NULL), 3 + 3 * named);
+		assert_int_equal(count_entries(dir, "new", NULL),
+		    3 + 3 * (size_t)named);
 		assert_int_equal(count_entries(dir, "tmp", NULL), 0);
 		assert_int_equal(maildir_batch_commit(&b), 0);
 		assert_int_equal(b.n, 0);
 		assert_null(b.paths);
-		assert_int_equal(count_entries(dir, "new", NULL), 3 + 3 * named);
+		assert_int_equal(count_entries(dir, "new", NULL),
+		    3 + 3 * (size_t)named);
 		assert_int_equal(fsgroup_syncs(b.fg), 1);
 		assert_int_equal(maildir_batch_commit(&b), 0);	/* no sync */
 		assert_int_equal(fsgroup_syncs(b.fg), 1);
@@ -829,7 +832,8 @@ test_maildir_unique(void **state)
 	fd = open(spath, O_RDONLY);
 	assert_true(fd != -1);
 	for (i = 0; i < 5; i++)
-		assert_int_equal(maildir_deliver(NULL, NULL, dir, FD_SRC(fd), 0, "", "a@b", "h",
+		assert_int_equal(maildir_deliver(NULL, NULL, dir,
+		    FD_SRC(fd), 0, "", "a@b", "h",
 		    err, sizeof(err)), 0);
 	assert_int_equal(count_entries(dir, "new", NULL), 5);
 	assert_int_equal(count_entries(dir, "tmp", NULL), 0);
@@ -854,7 +858,8 @@ test_maildir_fail(void **state)
 	FMT(target, "%s/file", dir);
 	close(open(target, O_WRONLY | O_CREAT, 0600));
 	err[0] = '\0';
-	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
+	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	    FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_true(strncmp(err, "maildir: mkdir ", 15) == 0);
 	assert_non_null(strstr(err, target));
@@ -862,7 +867,8 @@ test_maildir_fail(void **state)
 
 	/* below a regular file */
 	FMT(target, "%s/file/Maildir", dir);
-	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
+	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	    FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_true(strncmp(err, "maildir: mkdir ", 15) == 0);
 
@@ -872,7 +878,8 @@ test_maildir_fail(void **state)
 	FMT(target, "%s/m1/new", dir);
 	close(open(target, O_WRONLY | O_CREAT, 0600));
 	FMT(target, "%s/m1", dir);
-	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "", "a@b", "h", err,
+	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	    FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	/* mkdir or rename fails, depending on how mkdir_p treats EEXIST */
 	assert_true(strncmp(err, "maildir: ", 9) == 0);
@@ -882,16 +889,19 @@ test_maildir_fail(void **state)
 
 	/* the spool cannot be read: the tmp file goes away again */
 	FMT(target, "%s/m2", dir);
-	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(-1), 0, "", "a@b", "h", err,
+	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	    FD_SRC(-1), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_string_equal(err, "maildir: read spool: Bad file descriptor");
 	assert_int_equal(count_entries(target, "tmp", NULL), 0);
 	assert_int_equal(count_entries(target, "new", NULL), 0);
 
 	/* a line end in an envelope address would forge a header */
-	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "a@b\nX-Evil: 1",
+	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	    FD_SRC(fd), 0, "a@b\nX-Evil: 1",
 	    "a@b", "h", err, sizeof(err)), -1);
-	assert_int_equal(maildir_deliver(NULL, NULL, target, FD_SRC(fd), 0, "", "a@b\r", "h",
+	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	    FD_SRC(fd), 0, "", "a@b\r", "h",
 	    err, sizeof(err)), -1);
 	assert_int_equal(count_entries(target, "new", NULL), 0);
 

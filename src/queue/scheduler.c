@@ -633,15 +633,11 @@ direct_deliver(struct commit *c, struct pass *p)
 	if (pass_load(p, false) == -1 || !direct_ok(p, &mailboxes))
 		return false;
 	if (mailboxes > 1) {
-		struct stat	 st;
-
-		if ((c->err = spool_msg_link(c->m, p->s->fg)) != 0) {
+		if ((c->err = spool_msg_link(c->m, p->s->fg, &pending)) != 0) {
 			c->queued = c->m->committed;
 			return true;
 		}
 		spool_msg_src(c->m, &p->src);	/* now the file */
-		pending = p->s->fg != NULL && fstat(p->src.fd, &st) == 0 &&
-		    fsgroup_usable(p->s->fg, st.st_dev);
 		p->several = true;
 	}
 	pass_batch(p);

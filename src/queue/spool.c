@@ -192,10 +192,11 @@ spool_msg_src(const struct spool_msg *m, struct bytesrc *out)
 }
 
 int
-spool_msg_link(struct spool_msg *m, struct fsgroup *fg)
+spool_msg_link(struct spool_msg *m, struct fsgroup *fg, bool *pending)
 {
 	struct stat	 st;
 
+	*pending = false;
 	if (m->error != 0)
 		return m->error;
 	if (!m->file && spill(m) == -1)
@@ -208,6 +209,7 @@ spool_msg_link(struct spool_msg *m, struct fsgroup *fg)
 	if (newfile_link(&m->nf, m->queue_path) == -1)
 		return errno;
 	m->committed = true;
+	*pending = true;
 	return 0;
 }
 

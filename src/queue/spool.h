@@ -70,13 +70,14 @@ int		 spool_msg_write(struct spool_msg *m, const void *buf,
 int		 spool_msg_commit_sync(struct spool_msg *m);
 /*
  * Name the message queue/<id> first, durable later: where its file is on
- * the filesystem fg syncs (core/fsgroup.h), it is only written and
- * linked, and the caller's fsgroup_sync() makes it durable; elsewhere this
- * is spool_msg_commit_sync(). Either way m stays readable through
- * spool_msg_src(). Blocking. 0, or an errno.
+ * the filesystem fg syncs (core/fsgroup.h), it is only written and linked
+ * (*pending true) and the caller's fsgroup_sync() makes it durable;
+ * elsewhere this is spool_msg_commit_sync() (*pending false). Either way
+ * m stays readable through spool_msg_src(). Blocking. 0, or an errno.
  */
 struct fsgroup;
-int		 spool_msg_link(struct spool_msg *m, struct fsgroup *fg);
+int		 spool_msg_link(struct spool_msg *m, struct fsgroup *fg,
+		    bool *pending);
 /* Where to read back what was written so far (borrowed from m, valid
    until m is committed, dropped or freed). */
 void		 spool_msg_src(const struct spool_msg *m, struct bytesrc *out);

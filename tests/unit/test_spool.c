@@ -158,13 +158,15 @@ test_link(void **state)
 		/* a group for this disk, none, or one for another (/proc) */
 		const char *gdir = round == 0 ? f->dir : "/proc";
 		size_t	 len = round == 1 ? SPOOL_MEM_MAX + 5000 : 12;
+		bool	 pending;
 
 		assert_non_null(m);
 		fg = round == 1 ? NULL : fsgroup_open(gdir, 0);
 		assert_true(round == 1 || fg != NULL);
 		assert_int_equal(spool_msg_write(m, round == 1 ? big :
 		    "head\r\nbody\r\n", len), 0);
-		assert_int_equal(spool_msg_link(m, fg), 0);
+		assert_int_equal(spool_msg_link(m, fg, &pending), 0);
+		assert_true(pending == (round == 0));	/* else durable now */
 		assert_true(m->committed);
 		spool_path(f->sp, m->id, qpath, sizeof(qpath));
 		fs_assert_file(qpath, round == 1 ? big : "head\r\nbody\r\n",

@@ -589,25 +589,29 @@ rcpt_sent(const struct pass *p, size_t i)
 	return o->any_ok && !o->any_temp && !o->any_perm;
 }
 
+/* Append the journal line for recipient i to *jbuf (*jlen bytes). */
+static void
+journal_add(char **jbuf, size_t *jlen, size_t i, enum journal_status st,
+    const char *dsn, const char *text)
+{
+	char	 line[2048];
+	int	 n = journal_format(line, sizeof(line), i, st, dsn, text);
+
+	if (n <= 0)
+		return;
+	*jbuf = xrealloc(*jbuf, *jlen + (size_t)n);
+	memcpy(*jbuf + *jlen, line, (size_t)n);
+	*jlen += (size_t)n;
+}
+
 /* Journal lines for the recipients this pass delivered, into *jbuf. */
 static void
 journal_sent(const struct pass *p, char **jbuf, size_t *jlen)
 {
-	char	 line[2048];
-
-	for (size_t i = 0; i < p->env.nrcpt; i++) {
-		int	 n;
-
-		if (!rcpt_sent(p, i))
-			continue;
-		n = journal_format(line, sizeof(line), i, JOURNAL_SENT,
-		    p->out[i].dsn, p->out[i].text);
-		if (n <= 0)
-			continue;
-		*jbuf = xrealloc(*jbuf, *jlen + (size_t)n);
-		memcpy(*jbuf + *jlen, line, (size_t)n);
-		*jlen += (size_t)n;
-	}
+	for (size_t i = 0; i < p->env.nrcpt; i++)
+		if (rcpt_sent(p, i))
+			journal_add(jbuf, jlen, i, JOURNAL_SENT, p->out[i].dsn,
+			    p->out[i].text);
 }
 
 /*
@@ -880,7 +884,7 @@ finish_work(void *arg)
 	const struct envelope *e = &p->env;
 	enum journal_status *st;
 	bool		*notify_delay;
-	char		 line[2048], *jbuf = NULL;
+	char		*jbuf = NULL;
 	size_t		 jlen = 0, nfinal = 0;
 	uint64_t	 now = now_usec();
 	bool		 expired, warn;
@@ -922,22 +926,15 @@ finish_work(void *arg)
 	}
 	queue_reports(p, st, notify_delay);
 	for (size_t i = 0; i < e->nrcpt; i++) {
-		int	 n = 0;
-
 		if (!p->out[i].todo)
 			continue;
 		if (st[i] != JOURNAL_DEFERRED) {
 			nfinal++;
-			n = journal_format(line, sizeof(line), i, st[i],
-			    p->out[i].dsn, p->out[i].text);
+			journal_add(&jbuf, &jlen, i, st[i], p->out[i].dsn,
+			    p->out[i].text);
 		} else if (notify_delay[i])
-			n = journal_format(line, sizeof(line), i,
-			    JOURNAL_DELAYED, p->out[i].dsn, "delay notice sent");
-		if (n > 0) {
-			jbuf = xrealloc(jbuf, jlen + (size_t)n);
-			memcpy(jbuf + jlen, line, (size_t)n);
-			jlen += (size_t)n;
-		}
+			journal_add(&jbuf, &jlen, i, JOURNAL_DELAYED,
+			    p->out[i].dsn, "delay notice sent");
 	}
 	if (nfinal == e->nrcpt) {
 		/* reports are durable first: a crash now repeats, never loses */

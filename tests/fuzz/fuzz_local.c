@@ -22,6 +22,8 @@
 #include "deliver/local.h"
 #include "deliver/remote.h"
 
+#include "fuzz_part.h"
+
 #define MAIL_DIR	"/srv/mail"
 
 static const char *const domains[] = { "localhost", "example.org" };
@@ -35,22 +37,6 @@ rm_files(void)
 {
 	unlink(apath);
 	unlink(upath);
-}
-
-/* The next '\0'-separated part of the input, as a new C string. */
-static char *
-part(const uint8_t **p, const uint8_t *end)
-{
-	const uint8_t *z = memchr(*p, '\0', (size_t)(end - *p));
-	size_t	 n = (size_t)((z != NULL ? z : end) - *p);
-	char	*s = malloc(n + 1);
-
-	if (s == NULL)
-		abort();
-	memcpy(s, *p, n);
-	s[n] = '\0';
-	*p = z != NULL ? z + 1 : end;
-	return s;
 }
 
 static struct table *
@@ -136,10 +122,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		atexit(rm_files);
 	}
-	addr = part(&p, end);
-	aliases = part(&p, end);
-	users = part(&p, end);
-	routes = part(&p, end);
+	addr = fuzz_part(&p, end);
+	aliases = fuzz_part(&p, end);
+	users = fuzz_part(&p, end);
+	routes = fuzz_part(&p, end);
 	at = load(afd, apath, aliases);
 	ut = load(ufd, upath, users);
 	db = (struct local_db){ .domains = domains,

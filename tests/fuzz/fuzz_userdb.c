@@ -17,6 +17,8 @@
 #include "auth/userdb.h"
 #include "core/table.h"
 
+#include "fuzz_part.h"
+
 static char	 dir[64];
 static char	 path[128];
 
@@ -25,22 +27,6 @@ rm_dir(void)
 {
 	unlink(path);
 	rmdir(dir);
-}
-
-/* The next '\0'-separated part of the input, as a new C string. */
-static char *
-part(const uint8_t **p, const uint8_t *end)
-{
-	const uint8_t *z = memchr(*p, '\0', (size_t)(end - *p));
-	size_t	 n = (size_t)((z != NULL ? z : end) - *p);
-	char	*s = malloc(n + 1);
-
-	if (s == NULL)
-		abort();
-	memcpy(s, *p, n);
-	s[n] = '\0';
-	*p = z != NULL ? z + 1 : end;
-	return s;
 }
 
 static bool
@@ -143,8 +129,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(path, sizeof(path), "%s/users", dir);
 		atexit(rm_dir);
 	}
-	user = part(&p, end);
-	value = part(&p, end);
+	user = fuzz_part(&p, end);
+	value = fuzz_part(&p, end);
 	oldlen = (size_t)(end - p);	/* the rest, NULs and all */
 	if ((old = malloc(oldlen + 1)) == NULL)
 		abort();

@@ -32,8 +32,11 @@ struct workq {
 	pthread_mutex_t	 mtx;
 	pthread_cond_t	 cond;
 	struct jobq	 todo;		/* guarded by mtx */
-	struct jobq	 finished;	/* guarded by mtx */
 	bool		 stop;		/* guarded by mtx */
+	/* a lock of its own: the loop taking finished jobs never waits
+	   for a worker looking for its next job, nor the other way */
+	pthread_mutex_t	 fmtx;
+	struct jobq	 finished;	/* guarded by fmtx */
 	unsigned	 pending;	/* queued or running or not yet done */
 	int		 efd;		/* eventfd: finished is non-empty */
 	struct event	*ev;		/* owned */
@@ -67,6 +70,7 @@ workq_thread(void *arg)
 	struct workq	*wq = arg;
 	struct job	*j;
 	uint64_t	 one = 1;
+	bool		 wake;
 
 	pthread_mutex_lock(&wq->mtx);
 	for (;;) {
@@ -81,10 +85,20 @@ workq_thread(void *arg)
 
 		j->work(j->arg);
 
-		pthread_mutex_lock(&wq->mtx);
+		pthread_mutex_lock(&wq->fmtx);
+		wake = wq->finished.head == NULL;
 		jobq_push(&wq->finished, j);
-		/* eventfd write cannot block: the counter never nears max */
-		(void)!write(wq->efd, &one, sizeof(one));
+		pthread_mutex_unlock(&wq->fmtx);
+		/*
+		 * Only the job that finds the list empty wakes the loop: the
+		 * loop reads the eventfd before it takes the list, so a job
+		 * pushed behind another is taken with it. Written unlocked,
+		 * so the woken loop does not block on fmtx at once. The write
+		 * cannot block: the counter never nears its maximum.
+		 */
+		if (wake)
+			(void)!write(wq->efd, &one, sizeof(one));
+		pthread_mutex_lock(&wq->mtx);
 	}
 	pthread_mutex_unlock(&wq->mtx);
 	return NULL;
@@ -99,9 +113,9 @@ workq_wakeup(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	(void)!read(fd, &n, sizeof(n));
-	pthread_mutex_lock(&wq->mtx);
+	pthread_mutex_lock(&wq->fmtx);
 	j = jobq_take_all(&wq->finished);
-	pthread_mutex_unlock(&wq->mtx);
+	pthread_mutex_unlock(&wq->fmtx);
 	for (; j != NULL; j = next) {
 		next = j->next;
 		wq->pending--;
@@ -117,6 +131,7 @@ workq_new(struct event_base *base, int nthreads)
 	struct workq	*wq = xcalloc(1, sizeof(*wq));
 
 	pthread_mutex_init(&wq->mtx, NULL);
+	pthread_mutex_init(&wq->fmtx, NULL);
 	pthread_cond_init(&wq->cond, NULL);
 	if ((wq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		log_fatal("- workq eventfd failed: %s", strerror(errno));
@@ -144,8 +159,9 @@ workq_submit(struct workq *wq, void (*work)(void *), void (*done)(void *),
 	wq->pending++;
 	pthread_mutex_lock(&wq->mtx);
 	jobq_push(&wq->todo, j);
-	pthread_cond_signal(&wq->cond);
 	pthread_mutex_unlock(&wq->mtx);
+	/* after the unlock: the woken worker need not wait for mtx */
+	pthread_cond_signal(&wq->cond);
 }
 
 unsigned
@@ -177,6 +193,7 @@ workq_free(struct workq *wq)
 	event_free(wq->ev);
 	close(wq->efd);
 	pthread_mutex_destroy(&wq->mtx);
+	pthread_mutex_destroy(&wq->fmtx);
 	pthread_cond_destroy(&wq->cond);
 	free(wq->threads);
 	free(wq);

@@ -961,6 +961,23 @@ def ratio(a, b):
     return f"{a / b:.2f}×" if b else "–"
 
 
+def paired_ratio(res, key, peer, f):
+    """petrel ÷ peer for figure f of workload key: the median over the
+    rounds both ran of the ratio within the round (a round runs the
+    servers one right after the other, so a slow phase of the machine
+    hits both sides of a ratio), with the lowest and highest."""
+    mine = res["rounds"].get((key, "petrel"), {})
+    theirs = res["rounds"].get((key, peer), {})
+    rs = [mine[i][f] / theirs[i][f] for i in sorted(mine)
+          if i in theirs and theirs[i][f]]
+    if not rs:
+        return "–"
+    if len(rs) == 1:
+        return f"{rs[0]:.2f}×"
+    return (f"{statistics.median(rs):.2f}× "
+            f"({min(rs):.2f}–{max(rs):.2f})")
+
+
 def machine_info(workdir):
     cpu = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1038,7 +1055,11 @@ def report(res):
     if peers:
         a("## petrel ÷ peer\n")
         a("Above 1 is better for petrel in the rates; below 1 is better for "
-          "petrel in CPU, memory and syncs.\n")
+          "petrel in CPU, memory and syncs. A load figure is the median "
+          "over the rounds of petrel's run ÷ the peer's run of the same "
+          "round (they ran one right after the other), with the lowest "
+          "and highest of those ratios in brackets; a peer run only once "
+          "(over 60 s) pairs with petrel's run of that round.\n")
         a("| workload | figure | " + " | ".join(f"÷ {p}" for p in peers) +
           " |")
         a("|---|---|" + "---:|" * len(peers))
@@ -1055,7 +1076,7 @@ def report(res):
                 cells = []
                 for p in peers:
                     o = res["load"].get((key, p))
-                    cells.append(ratio(me[f], o[f])
+                    cells.append(paired_ratio(res, key, p, f)
                                  if o and "error" not in o else "–")
                 a(f"| {key} | {label} | " + " | ".join(cells) + " |")
         me = res["syncs"].get("petrel")
@@ -1273,7 +1294,7 @@ def main():
         "sessions": a.sessions, "sync_messages": a.sync_messages,
         "repeat": a.repeat,
         "servers": [s.name for s in servers], "skipped": skipped,
-        "versions": [], "load": {}, "syncs": {}, "idle": {},
+        "versions": [], "load": {}, "rounds": {}, "syncs": {}, "idle": {},
         "idle_sizes": [int(x) for x in a.idle.split(",") if x],
         "ceiling": {}, "commands": [], "configs": {}, "note": a.note,
     }
@@ -1311,6 +1332,7 @@ def main():
                     record(one, key, lambda: run_load(
                         s, w, a.messages, workload_sessions(w, a.sessions),
                         a.timeout))
+                    one[key]["round"] = rep
                     runs.setdefault(key, []).append(one[key])
                     if s.name not in res["configs"]:
                         try:
@@ -1319,6 +1341,8 @@ def main():
                             pass
         for key, rs in runs.items():
             res["load"][key] = median_run(rs)
+            res["rounds"][key] = {r["round"]: r for r in rs
+                                  if "error" not in r}
         for s in servers:
             log(f"durable syncs: {s.name}")
             record(res["syncs"], s.name,

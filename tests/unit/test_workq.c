@@ -108,23 +108,38 @@ check_jobs(const struct run *r, int n)
 	}
 }
 
+/* A loop, nthreads workers and room for njobs jobs. */
+static void
+run_init(struct run *r, int nthreads, int njobs)
+{
+	*r = (struct run){ 0 };
+	r->base = event_base_new();
+	assert_non_null(r->base);
+	r->wq = workq_new(r->base, nthreads);
+	r->loop = pthread_self();
+	r->jobs = calloc((size_t)njobs, sizeof(*r->jobs));
+	assert_non_null(r->jobs);
+}
+
+static void
+run_free(struct run *r)
+{
+	event_base_free(r->base);
+	free(r->jobs);
+}
+
 static void
 test_many_jobs(void **state)
 {
-	struct run	 r = { 0 };
+	struct run	 r;
 
 	(void)state;
-	r.base = event_base_new();
-	r.wq = workq_new(r.base, 8);
-	r.loop = pthread_self();
-	r.jobs = calloc(JOBS, sizeof(*r.jobs));
-	assert_non_null(r.jobs);
+	run_init(&r, 8, JOBS);
 	run_jobs(&r, 0, JOBS);
 	assert_int_equal(workq_pending(r.wq), 0);
 	check_jobs(&r, JOBS);
 	workq_free(r.wq);
-	event_base_free(r.base);
-	free(r.jobs);
+	run_free(&r);
 }
 
 /* One job at a time, many times: each finish must wake the loop by
@@ -132,35 +147,26 @@ test_many_jobs(void **state)
 static void
 test_one_at_a_time(void **state)
 {
-	struct run	 r = { 0 };
+	struct run	 r;
 
 	(void)state;
-	r.base = event_base_new();
-	r.wq = workq_new(r.base, 4);
-	r.loop = pthread_self();
-	r.jobs = calloc(ROUNDS, sizeof(*r.jobs));
-	assert_non_null(r.jobs);
+	run_init(&r, 4, ROUNDS);
 	for (int i = 0; i < ROUNDS; i++)
 		run_jobs(&r, i, 1);
 	check_jobs(&r, ROUNDS);
 	workq_free(r.wq);
-	event_base_free(r.base);
-	free(r.jobs);
+	run_free(&r);
 }
 
 /* workq_free() runs what is still queued and its done() callbacks. */
 static void
 test_free_runs_pending(void **state)
 {
-	struct run	 r = { 0 };
+	struct run	 r;
 	int		 n = 500;
 
 	(void)state;
-	r.base = event_base_new();
-	r.wq = workq_new(r.base, 2);
-	r.loop = pthread_self();
-	r.jobs = calloc((size_t)n, sizeof(*r.jobs));
-	assert_non_null(r.jobs);
+	run_init(&r, 2, n);
 	r.want = -1;		/* never break the loop: it does not run */
 	for (int i = 0; i < n; i++) {
 		r.jobs[i].r = &r;
@@ -170,8 +176,7 @@ test_free_runs_pending(void **state)
 	workq_free(r.wq);	/* the loop never ran */
 	assert_int_equal(r.ndone, n);
 	check_jobs(&r, n);
-	event_base_free(r.base);
-	free(r.jobs);
+	run_free(&r);
 }
 
 int

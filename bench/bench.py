@@ -1377,7 +1377,8 @@ def main():
             except Exception as e:      # keep stopping the others
                 log(f"stopping {s.name}: {e}")
 
-    cmds = []
+    cmds = ["# this report (make bench runs bench/run.sh without options)\n"
+            + " ".join(["bench/run.sh"] + sys.argv[1:])]
     for w in WORKLOADS:
         argv = smtp_source_argv("PORT", w, a.messages,
                                 workload_sessions(w, a.sessions))

@@ -761,6 +761,10 @@ def run_load(srv, w, messages, sessions, timeout, strace_out=None):
     rcpts = w[3]
     srv.setup(sessions)
     tracer = None
+    # the previous run's dirty pages written out now, not by the flusher
+    # during this run (that would charge one server's writeback to the
+    # next one's disk time and machine CPU)
+    os.sync()
     try:
         srv.start()
         time.sleep(0.5)
@@ -1013,8 +1017,9 @@ def report(res):
     a(f"- servers: {', '.join(res['versions'])}")
     a(f"- messages per workload: {res['messages']}, concurrent sessions: "
       f"{res['sessions']} (unless the workload says otherwise); each "
-      f"figure is the median of {res['repeat']} runs, taken in turns "
-      f"(a run over {REPEAT_MAX_S:.0f} s is not repeated; `runs` says how "
+      f"figure is the median of {res['repeat']} runs, taken in turns, "
+      "each round starting with the next server, after a sync(2) "
+      f"before every run (a run over {REPEAT_MAX_S:.0f} s is not repeated; `runs` says how "
       "many counted)")
     if res.get("note"):
         a(f"- note: {res['note']}")
@@ -1320,8 +1325,14 @@ def main():
         # repetitions outermost: a change in background load hits every
         # server alike
         for rep in range(a.repeat):
+            # each round starts with the next server: a run pays for what
+            # the run before it left (files deleted in the last minute
+            # slow every new inode on ext4 without a journal), so no
+            # server may always follow the same one
+            order = servers[rep % len(servers):] + \
+                servers[:rep % len(servers)]
             for w in WORKLOADS:
-                for s in servers:
+                for s in order:
                     key = (w[0], s.name)
                     prev = runs.get(key, [])
                     if prev and ("error" in prev[0] or

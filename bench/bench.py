@@ -1019,8 +1019,8 @@ def report(res):
       f"{res['sessions']} (unless the workload says otherwise); each "
       f"figure is the median of {res['repeat']} runs, taken in turns, "
       "each round starting with the next server, after a sync(2) "
-      f"before every run (a run over {REPEAT_MAX_S:.0f} s is not repeated; `runs` says how "
-      "many counted)")
+      f"before every run (a run over {REPEAT_MAX_S:.0f} s is not "
+      "repeated; `runs` says how many counted)")
     if res.get("note"):
         a(f"- note: {res['note']}")
     for s in res["skipped"]:
@@ -1052,7 +1052,7 @@ def report(res):
                 continue
             a(f"| {key}: {title} | {n} | {fmt(r['ingest_rate'])} | "
               f"{fmt(r['e2e_rate'])} | {r['cpu_per_1000']:.2f} | "
-              f"{r.get('machine_per_1000', float('nan')):.2f} | "
+              f"{r['machine_per_1000']:.2f} | "
               f"{mib(r['peak_pss'])} | {mib(r['peak_rss'])} | "
               f"{r['listen_drops']:.0f} | {r.get('runs', 1)} |")
     a("")

@@ -78,6 +78,17 @@ timeout_cb(evutil_socket_t fd, short what, void *p)
 	event_base_loopbreak(r->base);
 }
 
+/* Submit jobs first .. first + n - 1. */
+static void
+submit_jobs(struct run *r, int first, int n)
+{
+	for (int i = first; i < first + n; i++) {
+		r->jobs[i].r = r;
+		r->jobs[i].i = i;
+		workq_submit(r->wq, job_work, job_done, &r->jobs[i]);
+	}
+}
+
 /* Submit n jobs, run the loop until all are done (or 30 s pass). */
 static void
 run_jobs(struct run *r, int first, int n)
@@ -86,11 +97,7 @@ run_jobs(struct run *r, int first, int n)
 	struct event	*t = evtimer_new(r->base, timeout_cb, r);
 
 	r->want = r->ndone + n;
-	for (int i = first; i < first + n; i++) {
-		r->jobs[i].r = r;
-		r->jobs[i].i = i;
-		workq_submit(r->wq, job_work, job_done, &r->jobs[i]);
-	}
+	submit_jobs(r, first, n);
 	evtimer_add(t, &tv);
 	event_base_dispatch(r->base);
 	event_free(t);
@@ -168,11 +175,7 @@ test_free_runs_pending(void **state)
 	(void)state;
 	run_init(&r, 2, n);
 	r.want = -1;		/* never break the loop: it does not run */
-	for (int i = 0; i < n; i++) {
-		r.jobs[i].r = &r;
-		r.jobs[i].i = i;
-		workq_submit(r.wq, job_work, job_done, &r.jobs[i]);
-	}
+	submit_jobs(&r, 0, n);
 	workq_free(r.wq);	/* the loop never ran */
 	assert_int_equal(r.ndone, n);
 	check_jobs(&r, n);

@@ -9,7 +9,9 @@ pid (or `postfix -c DIR stop`) before the next one starts. Every load loop is
 bounded in count and in time.
 """
 import argparse
+import array
 import datetime
+import fcntl
 import os
 import platform
 import pwd
@@ -205,6 +207,14 @@ def machine_busy():
          .split()[1:9]]
     # user nice system idle iowait irq softirq steal
     return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK
+
+
+def machine_steal():
+    """CPU seconds the hypervisor gave to others while this host wanted
+    to run (steal, the eighth figure of /proc/stat's first line): on a
+    shared VM this is how much a neighbour slowed a run down."""
+    v = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(v[8]) / CLK_TCK
 
 
 def listen_drops():
@@ -738,6 +748,7 @@ def median_run(runs):
     out = dict(ok[0])
     for f in MEDIAN_FIELDS:
         out[f] = statistics.median(r[f] for r in ok)
+    out["steal_max"] = max(r.get("steal_pct", 0.0) for r in ok)
     out["runs"] = len(ok)
     out["failed_runs"] = len(runs) - len(ok)
     return out
@@ -774,7 +785,7 @@ def run_load(srv, w, messages, sessions, timeout, strace_out=None):
         expected = messages * rcpts
         dirs = srv.new_dirs(USERS[:rcpts])
         cpu0, drops0 = tree_cpu(roots), listen_drops()
-        busy0 = machine_busy()
+        busy0, steal0 = machine_busy(), machine_steal()
         sampler = Sampler(roots)
         sampler.start()
         argv = smtp_source_argv(srv.port, w, messages, sessions)
@@ -807,7 +818,8 @@ def run_load(srv, w, messages, sessions, timeout, strace_out=None):
         t2 = counter.reached_at
         time.sleep(1.0)     # let trailing work (queue removal) finish
         cpu1, drops1 = tree_cpu(roots), listen_drops()
-        busy1 = machine_busy()
+        busy1, steal1 = machine_busy(), machine_steal()
+        t3 = time.monotonic()
         sampler.stop()
         final = counter.current()
         if final != expected:
@@ -823,6 +835,8 @@ def run_load(srv, w, messages, sessions, timeout, strace_out=None):
             "cpu_s": cpu1 - cpu0,
             "cpu_per_1000": (cpu1 - cpu0) / messages * 1000,
             "machine_per_1000": (busy1 - busy0) / messages * 1000,
+            "steal_pct": 100 * (steal1 - steal0) / (t3 - t0) /
+            (os.cpu_count() or 1),
             "peak_rss": sampler.peak_rss, "peak_pss": sampler.peak_pss,
             "listen_drops": drops1 - drops0, "syncs": syncs,
             "argv": argv,
@@ -982,6 +996,38 @@ def paired_ratio(res, key, peer, f):
             f"({min(rs):.2f}–{max(rs):.2f})")
 
 
+# <linux/fs.h>: the inode flags of ext2/3/4 (chattr)
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+FS_TOPDIR_FL = 0x00020000
+
+
+def spread_subdirs(path):
+    """Mark path a top of directory hierarchies (chattr +T), so ext4 puts
+    each new subdirectory (one per run) in a block group of its own, as
+    it does for /home's, instead of beside its siblings. Files go to
+    their directory's group, so a server's run no longer creates its
+    files where the run before it just deleted thousands: on ext4
+    without a journal, each new inode steps over every inode of its
+    group freed in the last 60 to 360 s (fs/ext4/ialloc.c,
+    recently_deleted()). Returns what the report says about it."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        flags = array.array("i", [0])   # the kernel reads and writes an int
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+        flags[0] |= FS_TOPDIR_FL
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags, True)
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+        if not flags[0] & FS_TOPDIR_FL:
+            return "not spread (the filesystem keeps no top-directory flag)"
+        return ("spread over block groups, one per run (the work "
+                "directory has chattr +T)")
+    except OSError as e:
+        return f"not spread (chattr +T: {e.strerror})"
+    finally:
+        os.close(fd)
+
+
 def machine_info(workdir):
     cpu = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1012,6 +1058,8 @@ def report(res):
     a(f"- machine: {mi['nproc']} CPUs ({mi['cpu']}), {mi['mem']} memory, "
       f"Linux {mi['kernel']}")
     a(f"- disk (spools and Maildirs): `{mi['df']}`")
+    if mi.get("spread"):
+        a(f"- run directories: {mi['spread']}")
     a(f"- load average at start: {' '.join(mi['load'])}; at end: "
       f"{' '.join(res['load_end'])}")
     a(f"- servers: {', '.join(res['versions'])}")
@@ -1036,11 +1084,14 @@ def report(res):
       "machine CPU = every CPU of the host over the same time (client, "
       "harness and kernel threads included: work a server leaves to the "
       "kernel's flusher threads shows here). "
-      "Memory = peak of the tree, sampled every 100 ms.\n")
+      "Memory = peak of the tree, sampled every 100 ms. Steal = share of "
+      "the CPUs' time over the run that the hypervisor gave to other "
+      "guests (the highest of the runs): a run with much of it was slowed "
+      "by a neighbour, not by the server.\n")
     a("| workload | server | ingest msg/s | end-to-end msg/s | CPU s / 1000 "
       "msg | machine CPU s / 1000 msg | peak PSS MiB | peak RSS MiB "
-      "| listen drops | runs |")
-    a("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| listen drops | steal % | runs |")
+    a("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key, title, *_ in WORKLOADS:
         for n in names:
             r = res["load"].get((key, n))
@@ -1048,13 +1099,15 @@ def report(res):
                 continue
             if "error" in r:
                 a(f"| {key}: {title} | {n} | FAILED: {r['error']} "
-                  "| | | | | | | |")
+                  "| | | | | | | | |")
                 continue
             a(f"| {key}: {title} | {n} | {fmt(r['ingest_rate'])} | "
               f"{fmt(r['e2e_rate'])} | {r['cpu_per_1000']:.2f} | "
               f"{r['machine_per_1000']:.2f} | "
               f"{mib(r['peak_pss'])} | {mib(r['peak_rss'])} | "
-              f"{r['listen_drops']:.0f} | {r.get('runs', 1)} |")
+              f"{r['listen_drops']:.0f} | "
+              f"{r.get('steal_max', r.get('steal_pct', 0.0)):.0f} | "
+              f"{r.get('runs', 1)} |")
     a("")
 
     if peers:
@@ -1260,7 +1313,8 @@ def main():
     wd = Path(tempfile.mkdtemp(prefix="petrel-bench.", dir=a.workdir or
                                "/var/tmp"))
     os.chmod(wd, 0o755)
-    log(f"work directory {wd}")
+    spread = spread_subdirs(wd)
+    log(f"work directory {wd}: run directories {spread}")
 
     binary = wd / "bin" / "petrel"
     binary.parent.mkdir()
@@ -1295,7 +1349,8 @@ def main():
     res = {
         "smoke": a.smoke, "date": datetime.datetime.now(
             datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_info(wd), "messages": a.messages,
+        "machine": dict(machine_info(wd), spread=spread),
+        "messages": a.messages,
         "sessions": a.sessions, "sync_messages": a.sync_messages,
         "repeat": a.repeat,
         "servers": [s.name for s in servers], "skipped": skipped,

@@ -3,6 +3,11 @@
  * entry while threads wait on it: "requested" counts callers, "synced" is
  * the highest caller number an fsync has covered. Entries go away when
  * nobody waits, so the table stays as small as the set of busy directories.
+ *
+ * The fsyncs run on a few syncer threads of their own (started when first
+ * needed), so a caller can ask for the directory's sync, do its file's
+ * fsync meanwhile, and then wait for both: the two flushes overlap
+ * instead of following each other.
  */
 #include "core/dirsync.h"
 
@@ -13,21 +18,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/util.h"
+
+#define DIRSYNC_THREADS	4	/* directories synced at once */
 
 struct dirsync_dir {
 	char			*path;		/* owned */
 	uint64_t		 requested;
 	uint64_t		 synced;
+	uint64_t		 failed;	/* callers up to this one failed */
+	int			 err;		/* errno of that failure */
 	bool			 syncing;
+	bool			 queued;	/* on the syncers' list */
 	unsigned		 waiters;
 	pthread_cond_t		 cond;
-	struct dirsync_dir	*next;
+	struct dirsync_dir	*next;		/* in dirs */
+	struct dirsync_dir	*qnext;		/* in the syncers' list */
 };
 
 struct dirsync {
 	pthread_mutex_t		 mtx;
+	pthread_cond_t		 work;		/* syncers wait here */
 	struct dirsync_dir	*dirs;		/* guarded by mtx */
+	struct dirsync_dir	*qhead, *qtail;	/* dirs waiting for a syncer */
+	pthread_t		 th[DIRSYNC_THREADS];
+	unsigned		 nthreads, idle;
+	bool			 stop;
 };
 
 struct dirsync *
@@ -36,6 +53,7 @@ dirsync_new(void)
 	struct dirsync	*ds = xcalloc(1, sizeof(*ds));
 
 	pthread_mutex_init(&ds->mtx, NULL);
+	pthread_cond_init(&ds->work, NULL);
 	return ds;
 }
 
@@ -45,6 +63,13 @@ dirsync_free(struct dirsync *ds)
 	if (ds == NULL)
 		return;
 	/* entries exist only while a thread waits: none may be left */
+	pthread_mutex_lock(&ds->mtx);
+	ds->stop = true;
+	pthread_cond_broadcast(&ds->work);
+	pthread_mutex_unlock(&ds->mtx);
+	for (unsigned i = 0; i < ds->nthreads; i++)
+		pthread_join(ds->th[i], NULL);
+	pthread_cond_destroy(&ds->work);
 	pthread_mutex_destroy(&ds->mtx);
 	free(ds);
 }
@@ -71,7 +96,7 @@ dir_put(struct dirsync *ds, struct dirsync_dir *d)
 	struct dirsync_dir **pp;
 
 	if (--d->waiters > 0)
-		return;		/* the syncer is a waiter too: not syncing now */
+		return;		/* a syncer only works for waiters: idle now */
 	for (pp = &ds->dirs; *pp != d; pp = &(*pp)->next)
 		;
 	*pp = d->next;
@@ -80,19 +105,94 @@ dir_put(struct dirsync *ds, struct dirsync_dir *d)
 	free(d);
 }
 
-int
-dirsync_sync(struct dirsync *ds, const char *dir)
+/* Put d on the syncers' list unless it is there or being synced (the
+   syncer looks again when it is done). Under mtx. */
+static void
+dir_queue(struct dirsync *ds, struct dirsync_dir *d)
 {
-	struct dirsync_dir *d;
-	uint64_t	 mine;
-	int		 rc = 0, err = 0;
+	if (d->queued || d->syncing)
+		return;
+	d->queued = true;
+	d->qnext = NULL;
+	if (ds->qtail != NULL)
+		ds->qtail->qnext = d;
+	else
+		ds->qhead = d;
+	ds->qtail = d;
+	pthread_cond_signal(&ds->work);
+}
 
-	if (ds == NULL)
-		return fsync_dir(dir);
+static void *
+syncer(void *arg)
+{
+	struct dirsync	*ds = arg;
+
 	pthread_mutex_lock(&ds->mtx);
-	d = dir_get(ds, dir);
-	d->waiters++;
-	mine = ++d->requested;
+	for (;;) {
+		struct dirsync_dir *d;
+
+		while (ds->qhead == NULL && !ds->stop) {
+			ds->idle++;
+			pthread_cond_wait(&ds->work, &ds->mtx);
+			ds->idle--;
+		}
+		if (ds->qhead == NULL)
+			break;		/* stopping, and nothing waits */
+		d = ds->qhead;
+		ds->qhead = d->qnext;
+		if (ds->qhead == NULL)
+			ds->qtail = NULL;
+		d->queued = false;
+		d->syncing = true;
+
+		uint64_t target = d->requested;
+
+		pthread_mutex_unlock(&ds->mtx);
+		int rc = fsync_dir(d->path), err = errno;
+		pthread_mutex_lock(&ds->mtx);
+		d->syncing = false;
+		if (rc == 0) {
+			d->synced = target;
+		} else {
+			d->failed = target;
+			d->err = err;
+		}
+		pthread_cond_broadcast(&d->cond);
+		if (d->requested > target)
+			dir_queue(ds, d);	/* asked for since it started */
+	}
+	pthread_mutex_unlock(&ds->mtx);
+	return NULL;
+}
+
+void
+dirsync_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t)
+{
+	*t = (struct dirsync_ticket){ .ds = ds, .path = dir };
+	if (ds == NULL)
+		return;
+	pthread_mutex_lock(&ds->mtx);
+	if (ds->idle == 0 && ds->nthreads < DIRSYNC_THREADS) {
+		if (pthread_create(&ds->th[ds->nthreads], NULL, syncer,
+		    ds) == 0)
+			ds->nthreads++;
+		else if (ds->nthreads == 0)
+			log_warn("dirsync: no syncer thread (%s): callers "
+			    "sync directories themselves", strerror(errno));
+	}
+	t->d = dir_get(ds, dir);
+	t->d->waiters++;
+	t->mine = ++t->d->requested;
+	if (ds->nthreads > 0)
+		dir_queue(ds, t->d);
+	pthread_mutex_unlock(&ds->mtx);
+}
+
+/* Without syncer threads: the caller syncs, and shares its sync with
+   whoever waits meanwhile. Under mtx. */
+static int
+dir_sync_here(struct dirsync *ds, struct dirsync_dir *d, uint64_t mine)
+{
 	while (d->synced < mine) {
 		if (d->syncing) {
 			pthread_cond_wait(&d->cond, &ds->mtx);
@@ -102,19 +202,56 @@ dirsync_sync(struct dirsync *ds, const char *dir)
 
 		d->syncing = true;
 		pthread_mutex_unlock(&ds->mtx);
-		rc = fsync_dir(dir);
-		err = errno;
+		int rc = fsync_dir(d->path), err = errno;
 		pthread_mutex_lock(&ds->mtx);
 		d->syncing = false;
-		if (rc == 0)
-			d->synced = target;
 		pthread_cond_broadcast(&d->cond);
-		if (rc == -1)
-			break;		/* others retry with their own fsync */
+		if (rc == -1) {
+			errno = err;
+			return -1;	/* others retry with their own fsync */
+		}
+		d->synced = target;
+	}
+	return 0;
+}
+
+int
+dirsync_end(struct dirsync_ticket *t)
+{
+	struct dirsync	*ds = t->ds;
+	struct dirsync_dir *d = t->d;
+	int		 rc = 0, err = 0;
+
+	if (ds == NULL)
+		return fsync_dir(t->path);
+	pthread_mutex_lock(&ds->mtx);
+	if (ds->nthreads == 0) {
+		rc = dir_sync_here(ds, d, t->mine);
+		err = errno;
+	} else {
+		while (d->synced < t->mine && d->failed < t->mine) {
+			/* a no-op while queued or syncing; else (a sync by a
+			   caller from before the first syncer) it is ours */
+			dir_queue(ds, d);
+			pthread_cond_wait(&d->cond, &ds->mtx);
+		}
+		if (d->synced < t->mine) {
+			rc = -1;
+			err = d->err;
+		}
 	}
 	dir_put(ds, d);
 	pthread_mutex_unlock(&ds->mtx);
 	if (rc == -1)
 		errno = err;
 	return rc;
+}
+
+int
+dirsync_sync(struct dirsync *ds, const char *dir)
+{
+	struct dirsync_ticket t;
+
+	dirsync_begin(ds, dir, &t);
+	return dirsync_end(&t);
 }

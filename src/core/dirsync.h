@@ -6,6 +6,8 @@
  * a sync runs waits for the next one, which covers every rename made
  * before it started. Blocking: for worker threads.
  */
+#include <stdint.h>
+
 struct dirsync;
 
 /* Caller frees with dirsync_free() once no thread uses it. */
@@ -16,5 +18,23 @@ void		 dirsync_free(struct dirsync *ds);
  * with errno set (ds may be NULL: a plain fsync of dir).
  */
 int		 dirsync_sync(struct dirsync *ds, const char *dir);
+
+/*
+ * The same in two steps, so that the caller can do other work (its file's
+ * fsync) while the directory is synced: dirsync_begin() asks for a sync
+ * covering every entry change made in dir before it; dirsync_end() waits
+ * for it and says how it went (0, or -1 with errno set). Every begin
+ * needs its end; dir must stay valid until then.
+ */
+struct dirsync_dir;
+struct dirsync_ticket {
+	struct dirsync		*ds;
+	struct dirsync_dir	*d;
+	uint64_t		 mine;
+	const char		*path;	/* borrowed */
+};
+void		 dirsync_begin(struct dirsync *ds, const char *dir,
+		    struct dirsync_ticket *t);
+int		 dirsync_end(struct dirsync_ticket *t);
 
 #endif

@@ -43,6 +43,17 @@ int	newfile_open(struct newfile *nf, const char *tmpdir, const char *name,
 int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);
 
 /*
+ * newfile_publish(), and the entry made durable too: dir (dst's
+ * directory) synced through ds (dirsync.h; NULL: a plain fsync). For the
+ * unnamed file that sync runs while its fsync does. 0, or -1 with errno
+ * set and *named true if dst exists all the same (the file is durable,
+ * the directory sync failed: the caller removes or keeps it).
+ */
+struct dirsync;
+int	newfile_publish_sync(struct newfile *nf, const char *dst,
+	    bool datasync, struct dirsync *ds, const char *dir, bool *named);
+
+/*
  * Give the file the name dst and close it, making nothing durable: for a
  * caller whose sync of the whole filesystem (fsgroup.h) follows before
  * anything relies on the file. Readers see the whole contents or no name.

@@ -340,11 +340,19 @@ maildir_batched(const struct newfile *nf, const struct maildir_batch *b)
 }
 
 /* Link the written file into new/ for the batch, or publish it durably
-   (fsync) where the batch's sync does not cover it. */
+   (fsync, and new/ synced through ds) where the batch's sync does not
+   cover it. *named: new exists (on failure too). */
 static int
-maildir_publish(struct newfile *nf, const char *new, bool linked)
+maildir_publish(struct newfile *nf, const char *new, bool linked,
+    struct dirsync *ds, const char *newdir, bool *named)
 {
-	return linked ? newfile_link(nf, new) : newfile_publish(nf, new, false);
+	if (linked) {
+		int rc = newfile_link(nf, new);
+
+		*named = rc == 0;
+		return rc;
+	}
+	return newfile_publish_sync(nf, new, false, ds, newdir, named);
 }
 
 int
@@ -426,29 +434,24 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
 	step = "deliver";
 	where = new;
 	linked = maildir_batched(&nf, b);	/* once: a retry has no fd */
-	if (maildir_publish(&nf, new, linked) == -1) {
-		/* new/ was removed under us: make it again */
-		if (errno != ENOENT || maildir_make(dir, &step, &where, path,
-		    sizeof(path)) == -1)
+	/* the sync of new/ is shared with concurrent deliveries to this box */
+	for (int again = 0;
+	    maildir_publish(&nf, new, linked, ds, newdir, &published) == -1;
+	    again++) {
+		if (published) {
+			step = "fsync";
+			where = newdir;
+			goto fail;
+		}
+		/* new/ was removed under us: make it again, once */
+		if (again > 0 || errno != ENOENT || maildir_make(dir, &step,
+		    &where, path, sizeof(path)) == -1)
 			goto fail;
 		step = "deliver";
 		where = new;
-		if (maildir_publish(&nf, new, linked) == -1)
-			goto fail;
 	}
-	published = true;
-	if (linked) {
-		/* durable with the rest of the batch */
-		maildir_batch_add(b, new);
-		rc = 0;
-		goto out;
-	}
-
-	step = "fsync";
-	where = newdir;
-	if (dirsync_sync(ds, newdir) == -1)	/* shared with concurrent
-						   deliveries to this box */
-		goto fail;
+	if (linked)
+		maildir_batch_add(b, new);	/* durable with the batch */
 	rc = 0;
 	goto out;
 

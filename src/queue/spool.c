@@ -220,12 +220,16 @@ spool_msg_commit_sync(struct spool_msg *m)
 		return m->error;
 	if (!m->file && spill(m) == -1)
 		return m->error = errno;
-	if (newfile_publish(&m->nf, m->queue_path, true) == -1)
+	bool	 named;
+
+	/* group commit: one fsync of queue/ covers concurrent commits,
+	   and runs while the file's own fsync does */
+	if (newfile_publish_sync(&m->nf, m->queue_path, true, m->sp->ds,
+	    m->sp->queue_dir, &named) == -1) {
+		m->committed = named;
 		return errno;
+	}
 	m->committed = true;
-	/* group commit: one fsync of queue/ covers concurrent commits */
-	if (dirsync_sync(m->sp->ds, m->sp->queue_dir) == -1)
-		return errno;
 	return 0;
 }
 

@@ -35,15 +35,32 @@ worker(void *p)
 	return NULL;
 }
 
+/* The two-step form, with work between the steps as a file's fsync. */
+static void *
+worker_split(void *p)
+{
+	struct arg	*a = p;
+
+	for (int i = 0; i < CALLS; i++) {
+		struct dirsync_ticket t;
+
+		dirsync_begin(a->ds, a->dir[i % 2], &t);
+		if (i % 3 == 0)
+			usleep(50);
+		if (dirsync_end(&t) != 0)
+			a->failures++;
+	}
+	return NULL;
+}
+
 static void
-test_many_threads(void **state)
+run_threads(void *(*fn)(void *))
 {
 	char	 base[] = "/tmp/petrel-dirsync-XXXXXX", d1[64], d2[64];
 	pthread_t t[THREADS];
 	struct arg a[THREADS];
 	struct dirsync *ds = dirsync_new();
 
-	(void)state;
 	assert_non_null(mkdtemp(base));
 	snprintf(d1, sizeof(d1), "%s/a", base);
 	snprintf(d2, sizeof(d2), "%s/b", base);
@@ -51,7 +68,7 @@ test_many_threads(void **state)
 	assert_int_equal(mkdir(d2, 0700), 0);
 	for (int i = 0; i < THREADS; i++) {
 		a[i] = (struct arg){ ds, { d1, d2 }, 0 };
-		assert_int_equal(pthread_create(&t[i], NULL, worker, &a[i]), 0);
+		assert_int_equal(pthread_create(&t[i], NULL, fn, &a[i]), 0);
 	}
 	for (int i = 0; i < THREADS; i++) {
 		assert_int_equal(pthread_join(t[i], NULL), 0);
@@ -61,6 +78,20 @@ test_many_threads(void **state)
 	rmdir(d1);
 	rmdir(d2);
 	rmdir(base);
+}
+
+static void
+test_many_threads(void **state)
+{
+	(void)state;
+	run_threads(worker);
+}
+
+static void
+test_many_threads_split(void **state)
+{
+	(void)state;
+	run_threads(worker_split);
 }
 
 static void
@@ -77,6 +108,18 @@ test_errors(void **state)
 	/* no group: a plain fsync */
 	assert_int_equal(dirsync_sync(NULL, "/tmp"), 0);
 	assert_int_equal(dirsync_sync(NULL, "/nonexistent/petrel"), -1);
+
+	/* the same in two steps: the failure comes out of the end */
+	struct dirsync_ticket t1, t2;
+
+	dirsync_begin(ds, "/nonexistent/petrel", &t1);
+	dirsync_begin(ds, "/tmp", &t2);
+	errno = 0;
+	assert_int_equal(dirsync_end(&t1), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(dirsync_end(&t2), 0);
+	dirsync_begin(NULL, "/nonexistent/petrel", &t1);
+	assert_int_equal(dirsync_end(&t1), -1);
 	dirsync_free(ds);
 	dirsync_free(NULL);
 }
@@ -86,6 +129,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_many_threads),
+		cmocka_unit_test(test_many_threads_split),
 		cmocka_unit_test(test_errors),
 	};
 

@@ -157,9 +157,10 @@ publish_unnamed(struct newfile *nf, const char *dst, bool sync,
 	if (close(fd) == -1)	/* closed either way (POSIX leaves it open
 				   to interpretation, Linux always closes) */
 		goto unlink;
+	if (named != NULL)
+		*named = true;
 	if (drc == -1) {
-		*named = true;	/* the file is whole; its name may not last */
-		errno = saved;
+		errno = saved;	/* the file is whole; its name may not last */
 		return -1;
 	}
 	return 0;

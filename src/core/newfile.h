@@ -45,9 +45,10 @@ int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);
 /*
  * newfile_publish(), and the entry made durable too: dir (dst's
  * directory) synced through ds (dirsync.h; NULL: a plain fsync). For the
- * unnamed file that sync runs while its fsync does. 0, or -1 with errno
- * set and *named true if dst exists all the same (the file is durable,
- * the directory sync failed: the caller removes or keeps it).
+ * unnamed file that sync runs while its fsync does. *named says whether
+ * dst exists afterwards. 0, or -1 with errno set; with *named true the
+ * file is durable and only the directory sync failed (the caller removes
+ * or keeps it).
  */
 struct dirsync;
 int	newfile_publish_sync(struct newfile *nf, const char *dst,

@@ -341,7 +341,7 @@ maildir_batched(const struct newfile *nf, const struct maildir_batch *b)
 
 /* Link the written file into new/ for the batch, or publish it durably
    (fsync, and new/ synced through ds) where the batch's sync does not
-   cover it. *named: new exists (on failure too). */
+   cover it. *named: new exists afterwards. */
 static int
 maildir_publish(struct newfile *nf, const char *new, bool linked,
     struct dirsync *ds, const char *newdir, bool *named)

@@ -9,7 +9,7 @@ PYTEST := /usr/bin/python3 -m pytest
 DEPS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
 	libc-ares-dev libinih-dev libcmocka-dev libcrypt-dev python3-pytest python3-openssl \
 	swaks clang libclang-rt-14-dev dnsmasq dovecot-core dovecot-lmtpd \
-	postfix
+	postfix strace
 
 .PHONY: all deps build run test unit integration crash torture clean bench fuzz
 

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #define SCHED_DEST_BUCKETS	256
 #define SCHED_TEXT_MAX		512
 #define SCHED_DIRECT_MAX	50	/* recipients delivered before the 250 */
+#define SCHED_GROUP_COMMITS	5	/* commits under way: one sync (pass_batch) */
 #define SCHED_SLOW_SYNC_USEC	1000000	/* a slower syncfs: fsyncs for a
 					   while */
 
@@ -77,6 +79,7 @@ struct sched {
 	struct dest		*dests[SCHED_DEST_BUCKETS];	/* owned */
 	unsigned		 running;
 	size_t			 count;
+	_Atomic unsigned	 committing;	/* sched_commit() not done yet */
 	bool			 stopping;
 };
 
@@ -347,12 +350,22 @@ pend_add(struct pass *p, size_t rcpt, const char *mailbox)
 	    .mailbox = mailbox != NULL ? xstrdup(mailbox) : NULL };
 }
 
-/* A pass with several recipients links its Maildir files first and makes
-   them durable together (pass_settle), where the filesystem allows. */
+/*
+ * A pass links its Maildir files first and makes them durable together
+ * (pass_settle), where the filesystem allows, when that saves syncs: it
+ * has several recipients, or at least SCHED_GROUP_COMMITS commits are
+ * under way, whose one-mailbox deliveries then share a sync of the
+ * filesystem. Fewer keep an fsync of the file and of new/ each, run side
+ * by side: a filesystem sync takes two cache flushes one after the
+ * other and writes other dirty blocks too, which only a big enough group
+ * pays back (measured: at 4 sessions it cost block writes and rate, at
+ * 20 it saved half the flushes and a tenth of the CPU).
+ */
 static void
 pass_batch(struct pass *p)
 {
-	if (p->s->fg != NULL && (p->env.nrcpt > 1 || p->several))
+	if (p->s->fg != NULL && (p->env.nrcpt > 1 || p->several ||
+	    atomic_load(&p->s->committing) >= SCHED_GROUP_COMMITS))
 		p->batch.fg = p->s->fg;
 }
 
@@ -1311,6 +1324,7 @@ commit_done(void *arg)
 		   copy in queue/ is delivered too (at least once) */
 		log_err("%s spool commit dirsync failed: %s", id,
 		    strerror(c->err));
+	atomic_fetch_sub(&c->s->committing, 1);
 	if (queued)
 		sched_add(c->s, id);
 	c->cb(c->err, c->arg);		/* may free c->m */
@@ -1330,6 +1344,7 @@ sched_commit(struct sched *s, struct spool_msg *m, void (*cb)(int, void *),
 	c->cb = cb;
 	c->arg = arg;
 	c->direct = s->cfg->direct_local && !s->stopping;
+	atomic_fetch_add(&s->committing, 1);
 	workq_submit(s->wq, commit_work, commit_done, c);
 }
 

@@ -2,7 +2,10 @@
 Maildirs is there before the 250 and never enters the queue; anything else
 (a remote recipient, NOTIFY=SUCCESS, over 50 recipients), or a failed
 delivery, takes the queue, and nothing is delivered twice."""
-from helpers import (check_delivered, ehlo, expect, log_lines, qid,
+import subprocess
+import time
+
+from helpers import (begin, check_delivered, ehlo, expect, log_lines, qid,
                      send_message, wait_until)
 
 
@@ -43,6 +46,76 @@ def test_two_mailboxes_before_250(make_petrel, raw):
                 p, q, "queue removed: delivered at commit"), 5), p.log()
             assert len(log_lines(p, q, "status=sent")) == 2
         assert p.tmp_files() == []
+
+
+class SyncfsTrace:
+    """strace on a running petrel, counting its syncfs(2) calls."""
+
+    def __init__(self, pid, out):
+        self.out = out
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-e", "trace=syncfs", "-o", str(out),
+             "-p", str(pid)], stderr=subprocess.PIPE, text=True)
+        # strace says "Process N attached" per thread, then traces
+        line = self.proc.stderr.readline()
+        assert "attached" in line, line
+        time.sleep(0.2)
+
+    def stop(self):
+        self.proc.send_signal(2)    # SIGINT: strace detaches
+        self.proc.wait(timeout=10)
+        self.proc.stderr.close()
+        return sum("syncfs(" in line for line in self.out.read_text()
+                   .splitlines())
+
+
+def the_one(msgs, content):
+    """The one message among msgs with content's Subject line."""
+    got = [m for m in msgs if content.split(b"\r\n")[0] + b"\n" in m]
+    assert len(got) == 1, (content, len(got))
+    return got[0]
+
+
+def test_busy_commits_share_a_filesystem_sync(make_petrel, raw, tmp_path):
+    """One-mailbox deliveries at commit: one at a time, each file and new/
+    get an fsync of their own (no syncfs); 20 commits at once share syncs
+    of the filesystem (batch_sync). Every copy is there before its 250,
+    once."""
+    p = make_petrel(users=["alice@localhost"],
+                    extra={"server.workers": "8"})
+    trace = SyncfsTrace(p.proc.pid, tmp_path / "strace.out")
+    try:
+        r = raw(p.port)
+        for n in range(1, 4):
+            content = b"Subject: alone %d\r\n\r\nx\r\n" % n
+            q = send_message(r, content)
+            check_delivered(the_one(p.messages("alice"), content), content,
+                            qid=q)
+        alone = trace.stop()
+        trace = SyncfsTrace(p.proc.pid, tmp_path / "strace2.out")
+        conns = []
+        for n in range(20):
+            c = raw(p.port)
+            begin(c)
+            conns.append(c)
+        # every end of data at once: the commits are under way together
+        contents = [b"Subject: busy %d\r\n\r\nx\r\n" % n
+                    for n in range(20)]
+        for c, content in zip(conns, contents):
+            c.send(content + b".\r\n")
+        ids = [qid(c.reply()) for c in conns]
+        msgs = p.messages("alice")
+        for content, q in zip(contents, ids):
+            check_delivered(the_one(msgs, content), content, qid=q)
+        busy = trace.stop()
+    finally:
+        if trace.proc.poll() is None:
+            trace.stop()
+    assert alone == 0
+    assert busy >= 1
+    assert p.queue_files() == []
+    assert p.tmp_files() == []
+    assert len(p.messages("alice")) == 23
 
 
 def test_big_message_two_mailboxes(make_petrel, raw):

@@ -2,8 +2,10 @@
 Maildirs is there before the 250 and never enters the queue; anything else
 (a remote recipient, NOTIFY=SUCCESS, over 50 recipients), or a failed
 delivery, takes the queue, and nothing is delivered twice."""
+import os
+import re
+import signal
 import subprocess
-import time
 
 from helpers import (begin, check_delivered, ehlo, expect, log_lines, qid,
                      send_message, wait_until)
@@ -56,13 +58,19 @@ class SyncfsTrace:
         self.proc = subprocess.Popen(
             ["strace", "-f", "-e", "trace=syncfs", "-o", str(out),
              "-p", str(pid)], stderr=subprocess.PIPE, text=True)
-        # strace says "Process N attached" per thread, then traces
-        line = self.proc.stderr.readline()
-        assert "attached" in line, line
-        time.sleep(0.2)
+        # trace only once every thread petrel has is traced (later ones
+        # are followed): strace says "Process N attached with M threads"
+        # after attaching them all, or "Process N attached" for each
+        threads = len(os.listdir(f"/proc/{pid}/task"))
+        attached = 0
+        while attached < threads:
+            line = self.proc.stderr.readline()
+            m = re.search(r"attached(?: with (\d+) threads)?$", line.strip())
+            assert m, line
+            attached += int(m.group(1) or 1)
 
     def stop(self):
-        self.proc.send_signal(2)    # SIGINT: strace detaches
+        self.proc.send_signal(signal.SIGINT)    # strace detaches
         self.proc.wait(timeout=10)
         self.proc.stderr.close()
         return sum("syncfs(" in line for line in self.out.read_text()

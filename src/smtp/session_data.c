@@ -392,38 +392,59 @@ smtp_sess_body_write(struct smtp_session *s, const char *buf, size_t len)
 	spool_msg_write(s->msg, buf, len);
 }
 
+/*
+ * Decode up to max buffered bytes where libevent holds them, one chain at a
+ * time (a pullup would first copy them into one piece). Returns the bytes
+ * taken; fewer than were there only when the content ended.
+ */
+static size_t
+feed(struct smtp_session *s, struct evbuffer *in, size_t max)
+{
+	struct evbuffer_iovec v[8];
+	char	*out = s->srv->chunk;
+	size_t	 taken = 0;
+	int	 nv;
+
+	nv = evbuffer_peek(in, (ev_ssize_t)max, NULL, v, (int)ARRAY_LEN(v));
+	if (nv > (int)ARRAY_LEN(v))
+		nv = (int)ARRAY_LEN(v);
+	for (int i = 0; i < nv && taken < max && !s->body.done; i++) {
+		const char *p = v[i].iov_base;
+		size_t	 left = v[i].iov_len;
+
+		if (left > max - taken)
+			left = max - taken;
+		while (left > 0 && !s->body.done) {
+			size_t	 n = left < SMTP_CHUNK ? left : SMTP_CHUNK;
+			size_t	 outlen, used;
+
+			smtp_body_feed(&s->body, p, n, out, &outlen, &used);
+			smtp_sess_body_write(s, out, outlen);
+			p += used;
+			left -= used;
+			taken += used;
+		}
+	}
+	evbuffer_drain(in, taken);
+	return taken;
+}
+
 /* DATA: decode what is buffered. Returns true when the content ended. */
 bool
 smtp_sess_data_input(struct smtp_session *s, struct evbuffer *in)
 {
-	char	*out = s->srv->chunk;
-
-	while (evbuffer_get_length(in) > 0) {
-		size_t	 n = evbuffer_get_length(in), outlen, used;
-
-		if (n > SMTP_CHUNK)
-			n = SMTP_CHUNK;
-		const char *p = (const char *)evbuffer_pullup(in, (ssize_t)n);
-		smtp_body_feed(&s->body, p, n, out, &outlen, &used);
-		smtp_sess_body_write(s, out, outlen);
-		evbuffer_drain(in, used);
-		if (s->body.done)
-			return true;
-	}
-	return false;
+	while (evbuffer_get_length(in) > 0 && !s->body.done)
+		feed(s, in, evbuffer_get_length(in));
+	return s->body.done;
 }
 
 /* BDAT: take the chunk's bytes. Returns true when the chunk is complete. */
 bool
 smtp_sess_bdat_input(struct smtp_session *s, struct evbuffer *in)
 {
-	char	*out = s->srv->chunk;
-
 	while (s->bdat_left > 0 && evbuffer_get_length(in) > 0) {
-		size_t	 n = evbuffer_get_length(in), outlen, used;
+		size_t	 n = evbuffer_get_length(in);
 
-		if (n > SMTP_CHUNK)
-			n = SMTP_CHUNK;
 		if (n > s->bdat_left)
 			n = (size_t)s->bdat_left;
 		if (s->bdat_fail) {
@@ -431,11 +452,7 @@ smtp_sess_bdat_input(struct smtp_session *s, struct evbuffer *in)
 			s->bdat_left -= n;
 			continue;
 		}
-		const char *p = (const char *)evbuffer_pullup(in, (ssize_t)n);
-		smtp_body_feed(&s->body, p, n, out, &outlen, &used);
-		smtp_sess_body_write(s, out, outlen);
-		evbuffer_drain(in, used);
-		s->bdat_left -= used;
+		s->bdat_left -= feed(s, in, n);
 	}
 	return s->bdat_left == 0;
 }

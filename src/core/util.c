@@ -217,6 +217,21 @@ bytesrc_pread(const struct bytesrc *src, void *out, size_t n, off_t off)
 	return (ssize_t)n;
 }
 
+ssize_t
+bytesrc_view(const struct bytesrc *src, char *scratch, size_t n, off_t off,
+    const char **out)
+{
+	*out = scratch;
+	if (src->buf == NULL || off < 0)
+		return bytesrc_pread(src, scratch, n, off);
+	if ((uint64_t)off >= src->len)
+		return 0;
+	if (n > src->len - (size_t)off)
+		n = src->len - (size_t)off;
+	*out = src->buf + off;
+	return (ssize_t)n;
+}
+
 int
 mkdir_p(const char *path, mode_t mode)
 {

@@ -64,6 +64,13 @@ struct bytesrc {
 /* pread(2) on either kind: bytes read, 0 at the end, or -1 (errno). */
 ssize_t	 bytesrc_pread(const struct bytesrc *src, void *out, size_t n,
 	    off_t off);
+/*
+ * Up to n bytes at off without a copy where the source is memory: *out
+ * points into src->buf; for a file they are read into scratch (n bytes)
+ * and *out is scratch. Bytes, 0 at the end, or -1 (errno).
+ */
+ssize_t	 bytesrc_view(const struct bytesrc *src, char *scratch, size_t n,
+	    off_t off, const char **out);
 /* Open dir read-only, fsync it, close. 0 or -1 (errno set). */
 int	 fsync_dir(const char *dir);
 /* mkdir -p with the given mode. 0 or -1. */

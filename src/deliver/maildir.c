@@ -403,7 +403,8 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
 		goto fail;
 	o.fd = nf.fd;		/* borrowed: nf closes it */
 	o.buf = xmalloc(MAILDIR_BUF_CAP);
-	rbuf = xmalloc(MAILDIR_BUF_CAP);
+	if (src->buf == NULL)	/* a message in memory is read in place */
+		rbuf = xmalloc(MAILDIR_BUF_CAP);
 	o.state = MAILDIR_HDR_START;
 
 	step = "write";
@@ -415,7 +416,9 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
 		goto fail;
 
 	for (;;) {
-		n = bytesrc_pread(src, rbuf, MAILDIR_BUF_CAP, off);
+		const char *p;
+
+		n = bytesrc_view(src, rbuf, MAILDIR_BUF_CAP, off, &p);
 		if (n == -1) {
 			step = "read";
 			where = "spool";
@@ -424,7 +427,7 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
 		if (n == 0)
 			break;
 		off += n;
-		if (maildir_spool_bytes(&o, rbuf, (size_t)n) == -1)
+		if (maildir_spool_bytes(&o, p, (size_t)n) == -1)
 			goto fail;
 	}
 	if (maildir_spool_end(&o) == -1)

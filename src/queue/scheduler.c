@@ -189,9 +189,18 @@ load_envelope(const struct bytesrc *src, struct envelope *e, size_t *body_off,
     char *err, size_t errlen)
 {
 	size_t	 cap = 64 * 1024, len = 0;
-	char	*buf = xmalloc(cap);
+	char	*buf;
 	int	 rc = -1;
 
+	if (src->buf != NULL) {
+		/* a message still in memory: parse it where it is */
+		if (envelope_parse(src->buf, src->len, SCHED_RCPT_MAX, e,
+		    body_off) == 0)
+			return 0;
+		snprintf(err, errlen, "malformed envelope");
+		return -1;
+	}
+	buf = xmalloc(cap);
 	for (;;) {
 		ssize_t n = bytesrc_pread(src, buf + len, cap - len, (off_t)len);
 
@@ -654,7 +663,7 @@ direct_deliver(struct commit *c, struct pass *p)
 			c->queued = c->m->committed;
 			return true;
 		}
-		spool_msg_src(c->m, &p->src);	/* now the file */
+		spool_msg_src(c->m, &p->src);	/* still memory, or the file */
 		p->several = true;
 	}
 	pass_batch(p);

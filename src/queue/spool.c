@@ -149,6 +149,18 @@ spill(struct spool_msg *m)
 	return 0;
 }
 
+/* The same, for a message that is complete: its bytes also stay in
+   memory, where spool_msg_src() reads them without a syscall. */
+static int
+spill_keep(struct spool_msg *m)
+{
+	if (newfile_open(&m->nf, m->sp->tmp_dir, m->id, 0600) == -1)
+		return -1;
+	m->file = true;
+	m->kept = true;
+	return io_write_all(m->nf.fd, m->mem, m->mem_len);
+}
+
 int
 spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 {
@@ -158,8 +170,10 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 		if (len > m->mem_cap - m->mem_len) {
 			size_t	 cap = m->mem_cap != 0 ? m->mem_cap : 8192;
 
+			/* fourfold: a 100 KiB message is copied on
+			   growing 40 KiB, not 120 */
 			while (cap < m->mem_len + len)
-				cap *= 2;
+				cap *= 4;
 			if (cap > SPOOL_MEM_MAX)
 				cap = SPOOL_MEM_MAX;
 			m->mem = xrealloc(m->mem, cap);
@@ -169,6 +183,10 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 		m->mem_len += len;
 		m->written += len;
 		return 0;
+	}
+	if (m->kept) {	/* complete, said spool_msg_link(): no more */
+		errno = m->error = EINVAL;
+		return -1;
 	}
 	if ((!m->file && spill(m) == -1) ||
 	    io_write_all(m->nf.fd, buf, len) == -1) {
@@ -182,7 +200,10 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 void
 spool_msg_src(const struct spool_msg *m, struct bytesrc *out)
 {
-	if (m->read_fd != -1)
+	if (m->kept)
+		*out = (struct bytesrc){ .fd = -1, .buf = m->mem,
+		    .len = m->mem_len };
+	else if (m->read_fd != -1)
 		*out = (struct bytesrc){ .fd = m->read_fd };
 	else if (m->file)
 		*out = (struct bytesrc){ .fd = m->nf.fd };
@@ -199,10 +220,12 @@ spool_msg_link(struct spool_msg *m, struct fsgroup *fg, bool *pending)
 	*pending = false;
 	if (m->error != 0)
 		return m->error;
-	if (!m->file && spill(m) == -1)
+	if (!m->file && spill_keep(m) == -1)
 		return m->error = errno;
-	/* the caller reads it back after the link closes nf.fd */
-	if ((m->read_fd = fcntl(m->nf.fd, F_DUPFD_CLOEXEC, 0)) == -1)
+	/* the caller reads it back after the link closes nf.fd: from
+	   memory, or else through a second descriptor */
+	if (!m->kept &&
+	    (m->read_fd = fcntl(m->nf.fd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return errno;
 	if (fstat(m->nf.fd, &st) == -1 || !fsgroup_usable(fg, st.st_dev))
 		return spool_msg_commit_sync(m);
@@ -241,6 +264,7 @@ spool_msg_drop(struct spool_msg *m)
 		close(m->read_fd);
 	m->read_fd = -1;
 	m->file = false;	/* a second drop has nothing to remove */
+	m->kept = false;
 	free(m->mem);
 	m->mem = NULL;
 	m->mem_len = m->mem_cap = 0;

@@ -31,13 +31,16 @@ struct spool_msg {
 	char		 id[QID_LEN + 1];
 	char		*queue_path;	/* owned */
 	struct newfile	 nf;		/* in tmp/ (maybe unnamed) once spilled */
-	char		*mem;		/* owned: the bytes while !file */
+	char		*mem;		/* owned: the bytes while !file, or
+					   while kept */
 	size_t		 mem_len, mem_cap;
 	uint64_t	 written;	/* bytes written so far */
 	int		 error;		/* errno of the first failed write */
 	bool		 file;		/* the bytes are in the tmp/ file (queue/<id>
 					   once committed); false once dropped */
 	bool		 committed;
+	bool		 kept;		/* in the file and still in mem: linked
+					   by spool_msg_link(), complete */
 	int		 read_fd;	/* owned, -1 if none: the file's bytes
 					   after spool_msg_link() */
 };

@@ -172,8 +172,15 @@ test_link(void **state)
 		fs_assert_file(qpath, round == 1 ? big : "head\r\nbody\r\n",
 		    len);
 		spool_msg_src(m, &src);
-		assert_true(src.fd != -1);
+		/* read back in place while it was in memory, else the file */
+		assert_true(round == 1 ? src.fd != -1 && src.buf == NULL :
+		    src.buf != NULL);
 		assert_src(&src, round == 1 ? big : "head\r\nbody\r\n", len);
+		/* linked means complete: nothing more is taken */
+		if (round != 1) {
+			assert_int_equal(spool_msg_write(m, "x", 1), -1);
+			fs_assert_file(qpath, "head\r\nbody\r\n", len);
+		}
 		if (round == 0)		/* the sync it was linked for */
 			assert_int_equal(fsgroup_sync(fg), 0);
 		assert_int_equal(count(f, "tmp"), 0);
@@ -288,12 +295,51 @@ test_bytesrc_memory(void **state)
 	assert_int_equal(bytesrc_pread(&src, out, 16, 1000), 0);
 	assert_int_equal(bytesrc_pread(&src, out, 16, -1), -1);
 	assert_int_equal(errno, EINVAL);
+
+	/* a view of memory points into it; nothing lands in scratch */
+	const char *p = NULL;
+
+	memset(out, 0, sizeof(out));
+	assert_int_equal(bytesrc_view(&src, out, 4, 2, &p), 4);
+	assert_ptr_equal(p, src.buf + 2);
+	assert_int_equal(out[0], 0);
+	assert_int_equal(bytesrc_view(&src, out, 16, 7, &p), 3);
+	assert_memory_equal(p, "789", 3);
+	assert_int_equal(bytesrc_view(&src, out, 16, 10, &p), 0);
+	assert_int_equal(bytesrc_view(&src, out, 16, -1, &p), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
+static void
+test_bytesrc_view_file(void **state)
+{
+	struct fixture	*f = *state;
+	char		 path[300], out[16];
+	const char	*p = NULL;
+	int		 fd;
+
+	snprintf(path, sizeof(path), "%s/viewfile", f->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, "0123456789", 10), 10);
+
+	struct bytesrc	 src = { .fd = fd };
+
+	/* a file is read into scratch */
+	assert_int_equal(bytesrc_view(&src, out, 4, 3, &p), 4);
+	assert_ptr_equal(p, out);
+	assert_memory_equal(out, "3456", 4);
+	assert_int_equal(bytesrc_view(&src, out, 16, 10, &p), 0);
+	close(fd);
+	unlink(path);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_bytesrc_view_file,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_stays_in_memory,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_spills_to_tmp,

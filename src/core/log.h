@@ -16,6 +16,14 @@ int	log_level_parse(const char *name);
 
 void	log_write(enum log_level lvl, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+/*
+ * Hold this thread's lines until the matching log_release(), then write
+ * them in one write(2) (or sooner, when 8 KiB are held): for a burst of
+ * lines about one message. Nests. Only around short work: held lines are
+ * late lines, and a crash loses them.
+ */
+void	log_hold(void);
+void	log_release(void);
 void	log_fatal(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 

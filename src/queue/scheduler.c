@@ -710,8 +710,11 @@ commit_work(void *arg)
 
 	if (c->direct) {
 		struct pass	*p = pass_new(c->s, c->m->id);
-		bool		 taken = direct_deliver(c, p);
+		bool		 taken;
 
+		log_hold();	/* a line per mailbox: one write */
+		taken = direct_deliver(c, p);
+		log_release();
 		pass_free(p);
 		if (taken)
 			return;
@@ -1334,11 +1337,13 @@ commit_done(void *arg)
 		log_err("%s spool commit dirsync failed: %s", id,
 		    strerror(c->err));
 	atomic_fetch_sub(&c->s->committing, 1);
+	log_hold();	/* the session's lines about it: one write */
 	if (queued)
 		sched_add(c->s, id);
 	c->cb(c->err, c->arg);		/* may free c->m */
 	if (c->err == 0 && c->delivered)
 		log_info("%s queue removed: delivered at commit", id);
+	log_release();
 	free(c);
 }
 

@@ -1,7 +1,7 @@
 /*
- * newfile.c: see newfile.h. The unnamed file is linked through
- * /proc/self/fd/N with AT_SYMLINK_FOLLOW, which needs no privilege
- * (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+ * newfile.c: see newfile.h. The unnamed file is linked with
+ * AT_EMPTY_PATH where the process may (CAP_DAC_READ_SEARCH), else through
+ * /proc/self/fd/N with AT_SYMLINK_FOLLOW, which needs no privilege.
  *
  * Order for the unnamed file: the data written out (sync_file_range,
  * which waits for the writes but neither writes the inode nor flushes the
@@ -39,6 +39,35 @@
 
 /* 0: not asked yet, 1: /proc/self/fd names open files, -1: it does not */
 static atomic_int newfile_proc;
+/* 0: not tried yet, 1: linkat(AT_EMPTY_PATH) works, -1: it is refused */
+static atomic_int newfile_empty;
+
+/*
+ * Give the unnamed file fd the name dst. With CAP_DAC_READ_SEARCH (petrel
+ * run as root) linkat(AT_EMPTY_PATH) does it without resolving
+ * /proc/self/fd/N, a path walk through procfs on every delivery; without
+ * it, that is refused with ENOENT and /proc is used from then on. An
+ * ENOENT that /proc repeats is dst's (no such directory): the flag stays.
+ */
+static int
+link_unnamed(int fd, const char *dst)
+{
+	char	 proc[64];
+
+	if (atomic_load(&newfile_empty) >= 0) {
+		if (linkat(fd, "", AT_FDCWD, dst, AT_EMPTY_PATH) == 0) {
+			atomic_store(&newfile_empty, 1);
+			return 0;
+		}
+		if (errno != ENOENT || atomic_load(&newfile_empty) == 1)
+			return -1;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == -1)
+		return -1;
+	atomic_store(&newfile_empty, -1);
+	return 0;
+}
 
 static bool
 proc_ok(void)
@@ -56,6 +85,12 @@ void
 newfile_allow_unnamed(bool allow)
 {
 	atomic_store(&newfile_proc, allow ? 0 : -1);
+}
+
+void
+newfile_allow_empty_path(bool allow)
+{
+	atomic_store(&newfile_empty, allow ? 0 : -1);
 }
 
 int
@@ -123,7 +158,6 @@ publish_unnamed(struct newfile *nf, const char *dst, bool sync,
     struct dirsync *ds, const char *dir, bool *named)
 {
 	struct dirsync_ticket t;
-	char	 proc[64];
 	int	 fd, saved, rc, drc = 0;
 
 	if (nf->fd == -1) {
@@ -138,8 +172,7 @@ publish_unnamed(struct newfile *nf, const char *dst, bool sync,
 			return -1;
 		nf->synced = true;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", nf->fd);
-	if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == -1)
+	if (link_unnamed(nf->fd, dst) == -1)
 		return -1;
 	fd = nf->fd;
 	nf->fd = -1;

@@ -69,5 +69,8 @@ void	newfile_discard(struct newfile *nf);
 /* For tests: false makes every later open take the named fallback; true
    goes back to asking what the system can do. */
 void	newfile_allow_unnamed(bool allow);
+/* For tests: false links unnamed files through /proc/self/fd even where
+   AT_EMPTY_PATH would work; true goes back to trying it. */
+void	newfile_allow_empty_path(bool allow);
 
 #endif

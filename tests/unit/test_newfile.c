@@ -52,6 +52,14 @@ setup_unnamed(void **state)
 	return setup_as(state, false);
 }
 
+/* unnamed, linked through /proc/self/fd even as root */
+static int
+setup_proc(void **state)
+{
+	newfile_allow_empty_path(false);
+	return setup_as(state, false);
+}
+
 static int
 setup_named(void **state)
 {
@@ -68,6 +76,7 @@ teardown(void **state)
 	rmdir(f->base);
 	free(f);
 	newfile_allow_unnamed(true);
+	newfile_allow_empty_path(true);
 	return 0;
 }
 
@@ -211,6 +220,12 @@ main(void)
 		    setup_unnamed, teardown),
 		cmocka_unit_test_setup_teardown(test_taken_name,
 		    setup_unnamed, teardown),
+		cmocka_unit_test_setup_teardown(test_publish, setup_proc,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_missing_dirs,
+		    setup_proc, teardown),
+		cmocka_unit_test_setup_teardown(test_taken_name,
+		    setup_proc, teardown),
 		cmocka_unit_test_setup_teardown(test_publish, setup_named,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_discard, setup_named,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,9 +49,9 @@ enum maildir_hdr {
 };
 
 struct maildir_out {
-	int		 fd;
-	char		*buf;		/* owned; MAILDIR_BUF_CAP bytes */
-	size_t		 len;
+	int		 fd;		/* -1: buf grows instead (a body) */
+	char		*buf;		/* owned; cap bytes */
+	size_t		 len, cap;
 	bool		 pending_cr;	/* a CR was read, its LF may follow */
 	bool		 dropping;	/* the current field is Return-Path */
 	enum maildir_hdr state;
@@ -61,6 +62,8 @@ struct maildir_out {
 static int
 maildir_flush(struct maildir_out *o)
 {
+	if (o->fd == -1)
+		return 0;	/* a body: everything stays in buf */
 	if (o->len > 0 && io_write_all(o->fd, o->buf, o->len) == -1)
 		return -1;
 	o->len = 0;
@@ -73,9 +76,14 @@ maildir_put(struct maildir_out *o, const char *p, size_t n)
 	size_t	 k;
 
 	while (n > 0) {
-		if (o->len == MAILDIR_BUF_CAP && maildir_flush(o) == -1)
-			return -1;
-		k = MAILDIR_BUF_CAP - o->len;
+		if (o->len == o->cap) {
+			if (o->fd == -1) {
+				o->cap *= 2;
+				o->buf = xrealloc(o->buf, o->cap);
+			} else if (maildir_flush(o) == -1)
+				return -1;
+		}
+		k = o->cap - o->len;
 		if (k > n)
 			k = n;
 		memcpy(o->buf + o->len, p, k);
@@ -211,6 +219,63 @@ maildir_spool_end(struct maildir_out *o)
 			return -1;
 	}
 	return maildir_flush(o);
+}
+
+void
+maildir_body_free(struct maildir_body *body)
+{
+	free(body->buf);
+	*body = (struct maildir_body){ 0 };
+}
+
+/* body from the memory of src at off, unless it was made of just that. */
+static void
+maildir_body_make(struct maildir_body *body, const struct bytesrc *src,
+    off_t off)
+{
+	size_t	 n = (uint64_t)off < src->len ? src->len - (size_t)off : 0;
+	struct maildir_out o = { .fd = -1, .state = MAILDIR_HDR_START };
+
+	if (body->buf != NULL && body->from == src->buf &&
+	    body->from_len == src->len && body->off == off)
+		return;
+	o.cap = n + 64;		/* LF for CRLF: never longer than n */
+	o.buf = xmalloc(o.cap);
+	/* without a file nothing here can fail */
+	(void)maildir_spool_bytes(&o, src->buf + off, n);
+	(void)maildir_spool_end(&o);
+	maildir_body_free(body);
+	*body = (struct maildir_body){ .from = src->buf, .from_len = src->len,
+	    .off = off, .buf = o.buf, .len = o.len };
+}
+
+/* head then body into fd: one writev(2) unless it writes short. */
+static int
+maildir_write2(int fd, const char *head, size_t hlen, const char *body,
+    size_t blen)
+{
+	struct iovec v[2] = {
+		{ .iov_base = (void *)head, .iov_len = hlen },
+		{ .iov_base = (void *)body, .iov_len = blen },
+	};
+	int	 i = 0;
+
+	while (i < 2) {
+		ssize_t n = writev(fd, v + i, 2 - i);
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		for (; i < 2 && (size_t)n >= v[i].iov_len; i++)
+			n -= (ssize_t)v[i].iov_len;
+		if (i < 2) {
+			v[i].iov_base = (char *)v[i].iov_base + n;
+			v[i].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
 }
 
 static void
@@ -356,7 +421,8 @@ maildir_publish(struct newfile *nf, const char *new, bool linked,
 }
 
 int
-maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
+maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
+    struct maildir_body *body, const char *dir,
     const struct bytesrc *src, off_t body_off,
     const char *return_path, const char *delivered_to,
     const char *hostname, char *err, size_t errlen)
@@ -401,13 +467,28 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
 	}
 	if (nf.fd == -1)
 		goto fail;
+	step = "write";
+	if (body != NULL && src->buf != NULL) {
+		/* the content as made once for every mailbox */
+		char	*head = xasprintf("Return-Path: <%s>\nDelivered-To: "
+		    "%s\n", return_path, delivered_to);
+
+		maildir_body_make(body, src, off);
+		rc = maildir_write2(nf.fd, head, strlen(head), body->buf,
+		    body->len);
+		free(head);
+		if (rc == -1)
+			goto fail;
+		rc = -1;
+		goto publish;
+	}
 	o.fd = nf.fd;		/* borrowed: nf closes it */
-	o.buf = xmalloc(MAILDIR_BUF_CAP);
+	o.cap = MAILDIR_BUF_CAP;
+	o.buf = xmalloc(o.cap);
 	if (src->buf == NULL)	/* a message in memory is read in place */
 		rbuf = xmalloc(MAILDIR_BUF_CAP);
 	o.state = MAILDIR_HDR_START;
 
-	step = "write";
 	if (maildir_puts(&o, "Return-Path: <") == -1 ||
 	    maildir_puts(&o, return_path) == -1 ||
 	    maildir_puts(&o, ">\nDelivered-To: ") == -1 ||
@@ -433,6 +514,7 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b, const char *dir,
 	if (maildir_spool_end(&o) == -1)
 		goto fail;
 
+publish:
 	/* fsync, then the name in new/ (never a partial file there) */
 	step = "deliver";
 	where = new;

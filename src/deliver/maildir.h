@@ -35,9 +35,28 @@ struct maildir_batch {
 	size_t		 n;
 };
 
-/* b may be NULL: every file durable before this returns. */
+/*
+ * A message in memory as it goes into every Maildir (LF line ends, the
+ * content's Return-Path fields dropped), made by the first delivery that
+ * is passed it and reused by the next ones of the same message.
+ */
+struct maildir_body {
+	const char	*from;		/* borrowed: the bytes it was made of */
+	size_t		 from_len;
+	off_t		 off;
+	char		*buf;		/* owned */
+	size_t		 len;
+};
+/* Free what b holds; it can be used again. */
+void	maildir_body_free(struct maildir_body *body);
+
+/*
+ * b may be NULL: every file durable before this returns. body may be
+ * NULL; else, for a source in memory, the content is taken from it (made
+ * first if it was made of other bytes).
+ */
 int	maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
-	    const char *dir,
+	    struct maildir_body *body, const char *dir,
 	    const struct bytesrc *src, off_t body_off,
 	    const char *return_path, const char *delivered_to,
 	    const char *hostname, char *err, size_t errlen);

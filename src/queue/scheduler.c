@@ -142,6 +142,8 @@ struct pass {
 	bool			*delayed;	/* owned: delay notice sent */
 	struct rcpt_out		*out;		/* owned, env.nrcpt */
 	struct maildir_batch	 batch;		/* fg NULL: no batch */
+	struct maildir_body	 body;		/* the content for Maildirs,
+						   made once from memory */
 	bool			 several;	/* for several mailboxes */
 	struct pending		*pend;		/* owned */
 	size_t			 npend;
@@ -476,7 +478,7 @@ route_rcpt(struct pass *p, size_t i, struct strlist *done)
 		size_t	 linked = p->batch.n;
 
 		if (maildir_deliver(p->s->ds, p->batch.fg != NULL ? &p->batch :
-		    NULL, path, &p->src, (off_t)p->body_off, e->from, mb.v[k],
+		    NULL, &p->body, path, &p->src, (off_t)p->body_off, e->from, mb.v[k],
 		    p->cfg->hostname, err, sizeof(err)) == -1) {
 			log_result(p->id, mb.v[k], to, "maildir", 0,
 			    e->arrival_usec, "4.2.0", "deferred", err);
@@ -1243,6 +1245,7 @@ pass_free(struct pass *p)
 		free(p->batch.paths[k]);
 	}
 	free(p->batch.paths);
+	maildir_body_free(&p->body);
 	for (size_t t = 0; t < p->ntasks; t++)
 		free(p->tasks[t].addr);
 	free(p->tasks);

@@ -610,7 +610,7 @@ deliver_and_check(const struct sbuf *spool, const struct sbuf *want)
 	assert_true(fd != -1);
 
 	FMT(mdir, "%s/example.org/bob/Maildir", dir);
-	if (maildir_deliver(NULL, NULL, mdir,
+	if (maildir_deliver(NULL, NULL, NULL, mdir,
 	    FD_SRC(fd), 10, "sender@example.net",
 	    "bob@example.org", "mx/1:a", err, sizeof(err)) != 0)
 		fail_msg("%s", err);
@@ -643,6 +643,36 @@ deliver_and_check(const struct sbuf *spool, const struct sbuf *want)
 	}
 	free(got);
 	free(name);
+	name = NULL;
+
+	/* the same from memory, through one body for two mailboxes: each
+	   gets exactly what the file source gave */
+	struct maildir_body body = { 0 };
+	struct bytesrc	 mem = { .fd = -1, .buf = NULL, .len = 0 };
+	char		*bytes = read_file(spath, &len);
+
+	mem.buf = bytes;
+	mem.len = len;
+	for (int k = 0; k < 2; k++) {
+		FMT(mdir, "%s/example.org/mem%d/Maildir", dir, k);
+		if (maildir_deliver(NULL, NULL, &body, mdir, &mem, 10,
+		    "sender@example.net", "bob@example.org", "mx/1:a", err,
+		    sizeof(err)) != 0)
+			fail_msg("%s", err);
+		assert_non_null(body.buf);
+		assert_ptr_equal(body.from, bytes);	/* made of these */
+		assert_int_equal(count_entries(mdir, "new", &name), 1);
+		FMT(path, "%s/new/%s", mdir, name);
+		got = read_file(path, &len);
+		assert_int_equal(len, want->len);
+		assert_memory_equal(got, want->p, len);
+		free(got);
+		free(name);
+		name = NULL;
+	}
+	maildir_body_free(&body);
+	assert_null(body.buf);
+	free(bytes);
 	close(fd);
 	unlink(spath);
 	free(spath);
@@ -769,7 +799,7 @@ test_maildir_batch(void **state)
 		newfile_allow_unnamed(!named);
 		assert_non_null(b.fg = fsgroup_open(dir, 0));
 		for (int i = 0; i < 3; i++)
-			assert_int_equal(maildir_deliver(NULL, &b, dir,
+			assert_int_equal(maildir_deliver(NULL, &b, NULL, dir,
 			    FD_SRC(fd), 0, "", "a@b", "h", err, sizeof(err)),
 			    0);
 		assert_int_equal(b.n, 3);
@@ -798,7 +828,7 @@ test_maildir_batch(void **state)
 		assert_int_equal(nftw(newdir, rm_entry, 16,
 		    FTW_DEPTH | FTW_PHYS), 0);
 		assert_non_null(b.fg = fsgroup_open(dir, 0));
-		assert_int_equal(maildir_deliver(NULL, &b, dir, FD_SRC(fd), 0,
+		assert_int_equal(maildir_deliver(NULL, &b, NULL, dir, FD_SRC(fd), 0,
 		    "", "a@b", "h", err, sizeof(err)), 0);
 		assert_int_equal(b.n, 1);
 		assert_int_equal(maildir_batch_commit(&b), 0);
@@ -810,7 +840,7 @@ test_maildir_batch(void **state)
 
 	/* a group for another filesystem (/proc) covers nothing here */
 	assert_non_null(b.fg = fsgroup_open("/proc", 0));
-	assert_int_equal(maildir_deliver(NULL, &b, dir, FD_SRC(fd), 0,
+	assert_int_equal(maildir_deliver(NULL, &b, NULL, dir, FD_SRC(fd), 0,
 	    "", "a@b", "h", err, sizeof(err)), 0);
 	assert_int_equal(b.n, 0);
 	assert_int_equal(count_entries(dir, "new", NULL), 2);
@@ -832,7 +862,7 @@ test_maildir_unique(void **state)
 	fd = open(spath, O_RDONLY);
 	assert_true(fd != -1);
 	for (i = 0; i < 5; i++)
-		assert_int_equal(maildir_deliver(NULL, NULL, dir,
+		assert_int_equal(maildir_deliver(NULL, NULL, NULL, dir,
 		    FD_SRC(fd), 0, "", "a@b", "h",
 		    err, sizeof(err)), 0);
 	assert_int_equal(count_entries(dir, "new", NULL), 5);
@@ -858,7 +888,7 @@ test_maildir_fail(void **state)
 	FMT(target, "%s/file", dir);
 	close(open(target, O_WRONLY | O_CREAT, 0600));
 	err[0] = '\0';
-	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	assert_int_equal(maildir_deliver(NULL, NULL, NULL, target,
 	    FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_true(strncmp(err, "maildir: mkdir ", 15) == 0);
@@ -867,7 +897,7 @@ test_maildir_fail(void **state)
 
 	/* below a regular file */
 	FMT(target, "%s/file/Maildir", dir);
-	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	assert_int_equal(maildir_deliver(NULL, NULL, NULL, target,
 	    FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_true(strncmp(err, "maildir: mkdir ", 15) == 0);
@@ -878,7 +908,7 @@ test_maildir_fail(void **state)
 	FMT(target, "%s/m1/new", dir);
 	close(open(target, O_WRONLY | O_CREAT, 0600));
 	FMT(target, "%s/m1", dir);
-	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	assert_int_equal(maildir_deliver(NULL, NULL, NULL, target,
 	    FD_SRC(fd), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	/* mkdir or rename fails, depending on how mkdir_p treats EEXIST */
@@ -889,7 +919,7 @@ test_maildir_fail(void **state)
 
 	/* the spool cannot be read: the tmp file goes away again */
 	FMT(target, "%s/m2", dir);
-	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	assert_int_equal(maildir_deliver(NULL, NULL, NULL, target,
 	    FD_SRC(-1), 0, "", "a@b", "h", err,
 	    sizeof(err)), -1);
 	assert_string_equal(err, "maildir: read spool: Bad file descriptor");
@@ -897,10 +927,10 @@ test_maildir_fail(void **state)
 	assert_int_equal(count_entries(target, "new", NULL), 0);
 
 	/* a line end in an envelope address would forge a header */
-	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	assert_int_equal(maildir_deliver(NULL, NULL, NULL, target,
 	    FD_SRC(fd), 0, "a@b\nX-Evil: 1",
 	    "a@b", "h", err, sizeof(err)), -1);
-	assert_int_equal(maildir_deliver(NULL, NULL, target,
+	assert_int_equal(maildir_deliver(NULL, NULL, NULL, target,
 	    FD_SRC(fd), 0, "", "a@b\r", "h",
 	    err, sizeof(err)), -1);
 	assert_int_equal(count_entries(target, "new", NULL), 0);

@@ -181,6 +181,13 @@ maildir_spool_bytes(struct maildir_out *o, const char *p, size_t n)
 			i += run;
 			if (cr == NULL)
 				break;
+			if (i + 1 < n && p[i + 1] == '\n') {
+				/* CRLF: LF, without a pass per byte */
+				if (maildir_putc(o, '\n') == -1)
+					return -1;
+				i++;
+				continue;
+			}
 			o->pending_cr = true;	/* the CR at p[i] */
 			continue;
 		}

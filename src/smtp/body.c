@@ -86,6 +86,11 @@ smtp_body_feed(struct smtp_body *b, const char *in, size_t len, char *out,
 	while (i < len && !b->done) {
 		unsigned char c;
 
+		/* a line's first byte is like any other, but for a dot in
+		   DATA: straight on to the fast path */
+		if (b->state == SMTP_BODY_BOL &&
+		    (b->mode != SMTP_BODY_DATA || in[i] != '.'))
+			b->state = SMTP_BODY_MID;
 		if (b->state == SMTP_BODY_MID) {
 			/* fast path: the plain bytes up to the next CR or LF
 			   in one copy; that byte goes through the switch */
@@ -108,6 +113,17 @@ smtp_body_feed(struct smtp_body *b, const char *in, size_t len, char *out,
 				b->line_max = b->line_len;
 			if (i == len)
 				break;
+			if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n') {
+				/* the line's CRLF, without a pass per byte
+				   through the switch */
+				out[o++] = '\r';
+				out[o++] = '\n';
+				b->size += 2;
+				b->line_len = 0;
+				b->state = SMTP_BODY_BOL;
+				i += 2;
+				continue;
+			}
 		}
 		c = (unsigned char)in[i++];
 		switch (b->state) {

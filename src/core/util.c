@@ -197,6 +197,7 @@ fsync_dir(const char *dir)
 ssize_t
 bytesrc_pread(const struct bytesrc *src, void *out, size_t n, off_t off)
 {
+	const char *p;
 	ssize_t	 r;
 
 	if (off < 0) {
@@ -209,12 +210,10 @@ bytesrc_pread(const struct bytesrc *src, void *out, size_t n, off_t off)
 		while (r == -1 && errno == EINTR);
 		return r;
 	}
-	if ((uint64_t)off >= src->len)
-		return 0;
-	if (n > src->len - (size_t)off)
-		n = src->len - (size_t)off;
-	memcpy(out, src->buf + off, n);
-	return (ssize_t)n;
+	/* memory: the view, copied */
+	if ((r = bytesrc_view(src, NULL, n, off, &p)) > 0)
+		memcpy(out, p, (size_t)r);
+	return r;
 }
 
 ssize_t

@@ -438,7 +438,7 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
 	struct newfile nf = NEWFILE_INIT;
 	char	 path[PATH_MAX], tmpdir[PATH_MAX], new[PATH_MAX];
 	char	 newdir[PATH_MAX], name[NAME_MAX + 1];
-	char	*rbuf = NULL;
+	char	*rbuf = NULL, *head = NULL;
 	const char *step = "mkdir", *where = dir;
 	ssize_t	 n;
 	off_t	 off = body_off;
@@ -475,18 +475,14 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
 	if (nf.fd == -1)
 		goto fail;
 	step = "write";
+	head = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", return_path,
+	    delivered_to);
 	if (body != NULL && src->buf != NULL) {
 		/* the content as made once for every mailbox */
-		char	*head = xasprintf("Return-Path: <%s>\nDelivered-To: "
-		    "%s\n", return_path, delivered_to);
-
 		maildir_body_make(body, src, off);
-		rc = maildir_write2(nf.fd, head, strlen(head), body->buf,
-		    body->len);
-		free(head);
-		if (rc == -1)
+		if (maildir_write2(nf.fd, head, strlen(head), body->buf,
+		    body->len) == -1)
 			goto fail;
-		rc = -1;
 		goto publish;
 	}
 	o.fd = nf.fd;		/* borrowed: nf closes it */
@@ -496,11 +492,7 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
 		rbuf = xmalloc(MAILDIR_BUF_CAP);
 	o.state = MAILDIR_HDR_START;
 
-	if (maildir_puts(&o, "Return-Path: <") == -1 ||
-	    maildir_puts(&o, return_path) == -1 ||
-	    maildir_puts(&o, ">\nDelivered-To: ") == -1 ||
-	    maildir_puts(&o, delivered_to) == -1 ||
-	    maildir_putc(&o, '\n') == -1)
+	if (maildir_puts(&o, head) == -1)
 		goto fail;
 
 	for (;;) {
@@ -555,6 +547,7 @@ out:
 		unlink(new);	/* not durable: the queue will retry */
 	free(o.buf);
 	free(rbuf);
+	free(head);
 	return rc;
 }
 

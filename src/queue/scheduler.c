@@ -478,8 +478,8 @@ route_rcpt(struct pass *p, size_t i, struct strlist *done)
 		size_t	 linked = p->batch.n;
 
 		if (maildir_deliver(p->s->ds, p->batch.fg != NULL ? &p->batch :
-		    NULL, &p->body, path, &p->src, (off_t)p->body_off, e->from, mb.v[k],
-		    p->cfg->hostname, err, sizeof(err)) == -1) {
+		    NULL, &p->body, path, &p->src, (off_t)p->body_off, e->from,
+		    mb.v[k], p->cfg->hostname, err, sizeof(err)) == -1) {
 			log_result(p->id, mb.v[k], to, "maildir", 0,
 			    e->arrival_usec, "4.2.0", "deferred", err);
 			out_note(o, SMTP_CLIENT_TEMP, "4.2.0", err, "maildir");

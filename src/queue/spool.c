@@ -133,32 +133,24 @@ spool_msg_new(struct spool *sp)
 }
 
 /* From memory to a file in tmp/ (unnamed where the system can): the
-   message outgrew SPOOL_MEM_MAX, or is being committed. 0, or -1 with
-   errno set. */
+   message outgrew SPOOL_MEM_MAX, or is being committed. keep: it is
+   complete, and its bytes also stay in memory, where spool_msg_src()
+   reads them without a syscall. 0, or -1 with errno set. */
 static int
-spill(struct spool_msg *m)
+spill(struct spool_msg *m, bool keep)
 {
 	if (newfile_open(&m->nf, m->sp->tmp_dir, m->id, 0600) == -1)
 		return -1;
 	m->file = true;
+	m->kept = keep;
 	if (io_write_all(m->nf.fd, m->mem, m->mem_len) == -1)
 		return -1;
-	free(m->mem);
-	m->mem = NULL;
-	m->mem_len = m->mem_cap = 0;
+	if (!keep) {
+		free(m->mem);
+		m->mem = NULL;
+		m->mem_len = m->mem_cap = 0;
+	}
 	return 0;
-}
-
-/* The same, for a message that is complete: its bytes also stay in
-   memory, where spool_msg_src() reads them without a syscall. */
-static int
-spill_keep(struct spool_msg *m)
-{
-	if (newfile_open(&m->nf, m->sp->tmp_dir, m->id, 0600) == -1)
-		return -1;
-	m->file = true;
-	m->kept = true;
-	return io_write_all(m->nf.fd, m->mem, m->mem_len);
 }
 
 int
@@ -188,7 +180,7 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 		errno = m->error = EINVAL;
 		return -1;
 	}
-	if ((!m->file && spill(m) == -1) ||
+	if ((!m->file && spill(m, false) == -1) ||
 	    io_write_all(m->nf.fd, buf, len) == -1) {
 		m->error = errno;
 		return -1;
@@ -220,7 +212,7 @@ spool_msg_link(struct spool_msg *m, struct fsgroup *fg, bool *pending)
 	*pending = false;
 	if (m->error != 0)
 		return m->error;
-	if (!m->file && spill_keep(m) == -1)
+	if (!m->file && spill(m, true) == -1)
 		return m->error = errno;
 	/* the caller reads it back after the link closes nf.fd: from
 	   memory, or else through a second descriptor */
@@ -241,7 +233,7 @@ spool_msg_commit_sync(struct spool_msg *m)
 {
 	if (m->error != 0)
 		return m->error;
-	if (!m->file && spill(m) == -1)
+	if (!m->file && spill(m, false) == -1)
 		return m->error = errno;
 	bool	 named;
 

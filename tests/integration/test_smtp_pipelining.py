@@ -192,3 +192,72 @@ def test_late_reader_gets_every_reply(petrel, raw):
     assert bytes(got) == want
     assert no_reply(r, 0.2)
     assert_reply(r.cmd("MAIL FROM:<a@b.example>"), 250, "2.1.0")
+
+
+def _big_content(lines):
+    """A header, then lines of every length up to 997 (so that line ends
+    and dot-stuffed lines fall at every offset of the socket's reads)."""
+    body = b"".join((b"." if i % 7 == 0 else b"") +
+                    bytes([0x41 + i % 26]) * (i * 37 % 998) + b"\r\n"
+                    for i in range(lines))
+    return b"Subject: big\r\n\r\n" + body
+
+
+def test_big_body_and_next_transaction_in_one_write(petrel, raw):
+    """A body far over the input bound, in one write with the end marker
+    and the next transaction: the body is whole, unstuffed, and the
+    commands behind it are answered once the first message is committed."""
+    r = raw()
+    content = _big_content(1500)
+    stuffed = content.replace(b"\r\n.", b"\r\n..")
+    assert len(stuffed) > 600 * 1024
+    r.send(b"EHLO client.example\r\nMAIL FROM:<sender@example.org>\r\n"
+           b"RCPT TO:<alice@localhost>\r\nDATA\r\n")
+    assert r.reply() == (250, EHLO_LINES)
+    assert_reply(r.reply(), 250, "2.1.0")
+    assert_reply(r.reply(), 250, "2.1.5")
+    assert r.reply()[0] == 354
+    second = b"Subject: second\r\n\r\nafter the big one\r\n"
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(r.send, stuffed + b".\r\n"
+                        b"MAIL FROM:<sender@example.org>\r\n"
+                        b"RCPT TO:<alice@localhost>\r\nDATA\r\n")
+        q1 = qid(r.reply())
+        fut.result(timeout=30)
+    assert_reply(r.reply(), 250, "2.1.0")
+    assert_reply(r.reply(), 250, "2.1.5")
+    assert r.reply()[0] == 354
+    r.send(second + b".\r\nQUIT\r\n")
+    q2 = qid(r.reply())
+    assert_reply(r.reply(), 221, "2.0.0")
+    msgs = petrel.wait_messages("alice", 2)
+    assert len(msgs) == 2
+    by_qid = {qq: m for qq in (q1, q2) for m in msgs
+              if b"id %s" % qq.encode() in m.split(b"\n\n", 1)[0]}
+    check_delivered(by_qid[q1], content, qid=q1)
+    check_delivered(by_qid[q2], second, qid=q2)
+
+
+def test_big_bdat_chunk_and_commands_in_one_write(petrel, raw):
+    """A BDAT chunk far over the input bound, the LAST chunk and QUIT in
+    one write: the chunk's bytes end exactly at its count, and what follows
+    is read as commands."""
+    r = raw()
+    r.send(b"EHLO client.example\r\n")
+    assert r.reply() == (250, EHLO_LINES)
+    r.send(b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<alice@localhost>\r\n")
+    assert_reply(r.reply(), 250, "2.1.0")
+    assert_reply(r.reply(), 250, "2.1.5")
+    chunk = _big_content(800)
+    tail = b"tail\r\n"
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(r.send, b"BDAT %d\r\n" % len(chunk) + chunk +
+                        b"BDAT %d LAST\r\n" % len(tail) + tail + b"QUIT\r\n")
+        assert_reply(r.reply(), 250, "2.0.0")
+        q = qid(r.reply())
+        fut.result(timeout=30)
+    assert_reply(r.reply(), 221, "2.0.0")
+    msgs = petrel.wait_messages("alice", 1)
+    assert len(msgs) == 1
+    # BDAT does no unstuffing: a leading dot stays
+    check_delivered(msgs[0], chunk + tail, qid=q)

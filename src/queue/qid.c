@@ -60,6 +60,20 @@ qid_next(struct qid_gen *g, uint64_t now_usec, char out[QID_LEN + 1])
 	out[QID_LEN] = '\0';
 }
 
+void
+qid_after(struct qid_gen *g, const char *id)
+{
+	uint64_t usec = qid_usec(id);
+	unsigned seq = (unsigned)(qid_digit(id[QID_TIME_LEN]) * 32 +
+	    qid_digit(id[QID_TIME_LEN + 1]));
+
+	/* qid_next() goes past (last_usec, seq): make that id's the last */
+	if (usec > g->last_usec || (usec == g->last_usec && seq > g->seq)) {
+		g->last_usec = usec;
+		g->seq = seq;
+	}
+}
+
 bool
 qid_valid(const char *s)
 {

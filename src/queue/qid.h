@@ -17,6 +17,9 @@ struct qid_gen {
 
 /* Next id for the time now_usec; never repeats or goes back within g. */
 void	qid_next(struct qid_gen *g, uint64_t now_usec, char out[QID_LEN + 1]);
+/* Make every later id of g sort after id (a valid id): ids of an earlier
+   run stay unique after the clock steps back. */
+void	qid_after(struct qid_gen *g, const char *id);
 /* True if s is a well-formed id (exactly QID_LEN valid characters). */
 bool	qid_valid(const char *s);
 /* Arrival time encoded in a valid id, in microseconds. */

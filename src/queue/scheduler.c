@@ -795,11 +795,7 @@ queue_report(struct pass *p, const char *to, const struct dsn_rcpt *rc,
 		log_err("%s dsn cannot build report to=<%s>", p->id, to);
 		goto out;
 	}
-	if ((m = spool_msg_new(p->sp)) == NULL) {
-		log_err("%s dsn cannot queue report: %s", p->id,
-		    strerror(errno));
-		goto out;
-	}
+	m = spool_msg_new(p->sp);
 	memcpy(de.id, m->id, sizeof(de.id));
 	de.arrival_usec = now_usec();
 	envelope_set(&de.client_addr, "127.0.0.1");

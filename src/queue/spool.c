@@ -110,26 +110,17 @@ struct spool_msg *
 spool_msg_new(struct spool *sp)
 {
 	struct spool_msg *m;
-	struct stat	 st;
 
 	m = xcalloc(1, sizeof(*m));
 	m->sp = sp;
 	m->nf = NEWFILE_INIT;
 	m->read_fd = -1;
-	for (int tries = 0; tries < 16; tries++) {
-		pthread_mutex_lock(&sp->gen_mtx);
-		qid_next(&sp->gen, now_usec(), m->id);
-		pthread_mutex_unlock(&sp->gen_mtx);
-		free(m->queue_path);
-		m->queue_path = xasprintf("%s/%s", sp->queue_dir, m->id);
-		/* after a clock step back an id may already be queued */
-		if (stat(m->queue_path, &st) == -1)
-			return m;
-	}
-	free(m->queue_path);
-	free(m);
-	errno = EEXIST;
-	return NULL;
+	/* unique: spool_scan() put the generator past every queued id */
+	pthread_mutex_lock(&sp->gen_mtx);
+	qid_next(&sp->gen, now_usec(), m->id);
+	pthread_mutex_unlock(&sp->gen_mtx);
+	m->queue_path = xasprintf("%s/%s", sp->queue_dir, m->id);
+	return m;
 }
 
 /* From memory to a file in tmp/ (unnamed where the system can): the
@@ -290,6 +281,9 @@ spool_scan(struct spool *sp, void (*cb)(const char *, void *), void *arg)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
 		if (qid_valid(de->d_name)) {
+			pthread_mutex_lock(&sp->gen_mtx);
+			qid_after(&sp->gen, de->d_name);
+			pthread_mutex_unlock(&sp->gen_mtx);
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;
 				ids = xreallocarray(ids, cap, sizeof(*ids));

@@ -54,8 +54,9 @@ struct spool	*spool_open(const char *dir);
 void		 spool_close(struct spool *sp);
 const char	*spool_queue_dir(const struct spool *sp);	/* borrowed */
 
-/* A new message with a fresh id (nothing on disk yet). Returns it (free
-   with spool_msg_free()), or NULL with errno set. Any thread. */
+/* A new message with a fresh id (nothing on disk yet): one that no
+   message in queue/ has, once spool_scan() has run. Returns it (free with
+   spool_msg_free()). Any thread. */
 struct spool_msg *spool_msg_new(struct spool *sp);
 /*
  * Append bytes: to memory, or once past SPOOL_MEM_MAX to the tmp/ file (page
@@ -90,8 +91,9 @@ void		 spool_msg_drop(struct spool_msg *m);
 /* Close and remove an uncommitted message and free it. NULL is a no-op. */
 void		 spool_msg_free(struct spool_msg *m);
 
-/* Call cb(id) for every message in queue/, oldest first. Removes journal
-   files whose message is gone. Returns the count or -1 (errno). */
+/* Call cb(id) for every message in queue/, oldest first, and make new
+   ids sort after theirs (a clock stepped back cannot repeat one). Removes
+   journal files whose message is gone. Returns the count or -1 (errno). */
 long		 spool_scan(struct spool *sp,
 		    void (*cb)(const char *id, void *arg), void *arg);
 

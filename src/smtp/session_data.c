@@ -57,12 +57,7 @@ txn_open(struct smtp_session *s)
 		proto = "ESMTP";
 	if (s->tls)
 		snprintf(tlsc, sizeof(tlsc), "\r\n\t(using %s)", s->tls_info);
-	if ((s->msg = spool_msg_new(s->srv->spool)) == NULL) {
-		s->spool_err = errno;
-		log_err("- spool create failed: %s sess=%" PRIx64,
-		    strerror(errno), s->id);
-		return -1;
-	}
+	s->msg = spool_msg_new(s->srv->spool);
 	memcpy(s->env.id, s->msg->id, sizeof(s->env.id));
 	s->env.arrival_usec = now_usec();
 	envelope_set(&s->env.client_addr, s->addr);

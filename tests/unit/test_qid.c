@@ -220,11 +220,49 @@ test_saturate(void **state)
 	assert_true(qid_usec(b) == (UINT64_C(1) << 55) - 1);
 }
 
+/* After qid_after(g, id), every id of g sorts after id. */
+static void
+test_after(void **state)
+{
+	struct qid_gen g = { 0, 0 };
+	char	 id[QID_LEN + 1], seen[QID_LEN + 1], later[QID_LEN + 1];
+
+	(void)state;
+	/* a queued id an hour ahead of the clock (it stepped back) */
+	expect_id(T0 + UINT64_C(3600000000), 5, seen);
+	qid_after(&g, seen);
+	qid_next(&g, T0, id);
+	assert_true(strcmp(id, seen) > 0);
+	expect_id(T0 + UINT64_C(3600000000), 6, later);
+	assert_string_equal(id, later);
+	/* an older id leaves g alone */
+	expect_id(T0, 9, seen);
+	qid_after(&g, seen);
+	qid_next(&g, T0, id);
+	expect_id(T0 + UINT64_C(3600000000), 7, later);
+	assert_string_equal(id, later);
+	/* the last sequence of a microsecond: the next one, seq 0 */
+	g = (struct qid_gen){ 0, 0 };
+	expect_id(T0, 1023, seen);
+	qid_after(&g, seen);
+	qid_next(&g, T0 - 1, id);
+	expect_id(T0 + 1, 0, later);
+	assert_string_equal(id, later);
+	/* same microsecond, lower sequence than g's: g keeps its own */
+	g = (struct qid_gen){ T0, 40 };
+	expect_id(T0, 3, seen);
+	qid_after(&g, seen);
+	qid_next(&g, T0, id);
+	expect_id(T0, 41, later);
+	assert_string_equal(id, later);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known),
+		cmocka_unit_test(test_after),
 		cmocka_unit_test(test_steps),
 		cmocka_unit_test(test_seq_overflow),
 		cmocka_unit_test(test_sort_order),

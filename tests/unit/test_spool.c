@@ -334,6 +334,41 @@ test_bytesrc_view_file(void **state)
 	unlink(path);
 }
 
+static void
+scan_cb(const char *id, void *arg)
+{
+	(*(int *)arg)++;
+	(void)id;
+}
+
+/* A queued id from a clock ahead of ours (it stepped back since): the
+   scan finds it, and new ids sort after it instead of near now. */
+static void
+test_ids_after_scan(void **state)
+{
+	struct fixture	*f = *state;
+	struct qid_gen	 g = { 0, 0 };
+	struct spool_msg *m;
+	char		 ahead[QID_LEN + 1], path[128];
+	int		 fd, n = 0;
+
+	qid_next(&g, now_usec() + UINT64_C(86400000000), ahead);
+	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, ahead);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0);
+	close(fd);
+	m = spool_msg_new(f->sp);
+	assert_true(strcmp(m->id, ahead) < 0);	/* not seen yet */
+	spool_msg_free(m);
+	assert_int_equal(spool_scan(f->sp, scan_cb, &n), 1);
+	assert_int_equal(n, 1);
+	for (int i = 0; i < 3; i++) {
+		m = spool_msg_new(f->sp);
+		assert_true(strcmp(m->id, ahead) > 0);
+		spool_msg_free(m);
+	}
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -358,6 +393,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_link, setup_named,
 		    teardown),
 		cmocka_unit_test(test_bytesrc_memory),
+		cmocka_unit_test_setup_teardown(test_ids_after_scan, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

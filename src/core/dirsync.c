@@ -4,10 +4,16 @@
  * the highest caller number an fsync has covered. Entries go away when
  * nobody waits, so the table stays as small as the set of busy directories.
  *
- * The fsyncs run on a few syncer threads of their own (started when first
- * needed), so a caller can ask for the directory's sync, do its file's
- * fsync meanwhile, and then wait for both: the two flushes overlap
- * instead of following each other.
+ * A caller alone runs its sync on a few syncer threads of their own
+ * (started when first needed), so it can ask for the directory's sync, do
+ * its file's fsync meanwhile, and then wait for both: the two flushes
+ * overlap instead of following each other. A caller that finds others
+ * under way (tickets begun and not ended, or the user's busy count above
+ * one) syncs on its own thread at dirsync_end(), after its file's fsync,
+ * sharing the sync with whoever waits then: once commits overlap, CPU is
+ * short, not latency, and this saves two thread handoffs per caller, and
+ * flushes (measured at 4 SMTP sessions: 5% less CPU per message, 0.17
+ * fewer cache flushes; alone, the overlap keeps 12% of the rate).
  */
 #include "core/dirsync.h"
 
@@ -31,7 +37,9 @@ struct dirsync_dir {
 	int			 err;		/* errno of that failure */
 	bool			 syncing;
 	bool			 queued;	/* on the syncers' list */
-	unsigned		 waiters;
+	unsigned		 refs;		/* tickets, and one while queued
+						   or on a syncer */
+	unsigned		 remote;	/* tickets a syncer serves */
 	pthread_cond_t		 cond;
 	struct dirsync_dir	*next;		/* in dirs */
 	struct dirsync_dir	*qnext;		/* in the syncers' list */
@@ -44,6 +52,8 @@ struct dirsync {
 	struct dirsync_dir	*qhead, *qtail;	/* dirs waiting for a syncer */
 	pthread_t		 th[DIRSYNC_THREADS];
 	unsigned		 nthreads, idle;
+	unsigned		 inflight;	/* tickets begun, not ended */
+	_Atomic unsigned	*busy;		/* borrowed, or NULL */
 	bool			 stop;
 };
 
@@ -74,6 +84,12 @@ dirsync_free(struct dirsync *ds)
 	free(ds);
 }
 
+void
+dirsync_set_busy(struct dirsync *ds, _Atomic unsigned *busy)
+{
+	ds->busy = busy;
+}
+
 static struct dirsync_dir *
 dir_get(struct dirsync *ds, const char *path)
 {
@@ -95,8 +111,8 @@ dir_put(struct dirsync *ds, struct dirsync_dir *d)
 {
 	struct dirsync_dir **pp;
 
-	if (--d->waiters > 0)
-		return;		/* a syncer only works for waiters: idle now */
+	if (--d->refs > 0)
+		return;
 	for (pp = &ds->dirs; *pp != d; pp = &(*pp)->next)
 		;
 	*pp = d->next;
@@ -106,12 +122,11 @@ dir_put(struct dirsync *ds, struct dirsync_dir *d)
 }
 
 /* Put d on the syncers' list unless it is there or being synced (the
-   syncer looks again when it is done). Under mtx. */
+   syncer, or the waiter woken by the caller that syncs, looks again when
+   it is done). The list holds a reference. Under mtx. */
 static void
-dir_queue(struct dirsync *ds, struct dirsync_dir *d)
+dir_append(struct dirsync *ds, struct dirsync_dir *d)
 {
-	if (d->queued || d->syncing)
-		return;
 	d->queued = true;
 	d->qnext = NULL;
 	if (ds->qtail != NULL)
@@ -120,6 +135,15 @@ dir_queue(struct dirsync *ds, struct dirsync_dir *d)
 		ds->qhead = d;
 	ds->qtail = d;
 	pthread_cond_signal(&ds->work);
+}
+
+static void
+dir_queue(struct dirsync *ds, struct dirsync_dir *d)
+{
+	if (d->queued || d->syncing)
+		return;
+	d->refs++;
+	dir_append(ds, d);
 }
 
 static void *
@@ -158,8 +182,11 @@ syncer(void *arg)
 			d->err = err;
 		}
 		pthread_cond_broadcast(&d->cond);
-		if (d->requested > target)
-			dir_queue(ds, d);	/* asked for since it started */
+		if (d->remote > 0 && d->requested > target)
+			dir_append(ds, d);	/* asked for since it started:
+						   keeps the reference */
+		else
+			dir_put(ds, d);
 	}
 	pthread_mutex_unlock(&ds->mtx);
 	return NULL;
@@ -172,7 +199,9 @@ dirsync_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t)
 	if (ds == NULL)
 		return;
 	pthread_mutex_lock(&ds->mtx);
-	if (ds->idle == 0 && ds->nthreads < DIRSYNC_THREADS) {
+	t->here = ds->inflight++ > 0 ||
+	    (ds->busy != NULL && atomic_load(ds->busy) > 1);
+	if (!t->here && ds->idle == 0 && ds->nthreads < DIRSYNC_THREADS) {
 		if (pthread_create(&ds->th[ds->nthreads], NULL, syncer,
 		    ds) == 0)
 			ds->nthreads++;
@@ -180,21 +209,27 @@ dirsync_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t)
 			log_warn("dirsync: no syncer thread (%s): callers "
 			    "sync directories themselves", strerror(errno));
 	}
+	if (ds->nthreads == 0)
+		t->here = true;
 	t->d = dir_get(ds, dir);
-	t->d->waiters++;
+	t->d->refs++;
 	t->mine = ++t->d->requested;
-	if (ds->nthreads > 0)
+	if (!t->here) {
+		t->d->remote++;
 		dir_queue(ds, t->d);
+	}
 	pthread_mutex_unlock(&ds->mtx);
 }
 
-/* Without syncer threads: the caller syncs, and shares its sync with
-   whoever waits meanwhile. Under mtx. */
+/* On the caller's thread (others under way, or no syncer threads): it
+   syncs, and shares its sync with whoever waits meanwhile. Under mtx. */
 static int
 dir_sync_here(struct dirsync *ds, struct dirsync_dir *d, uint64_t mine)
 {
 	while (d->synced < mine) {
-		if (d->syncing) {
+		if (d->syncing || d->queued) {
+			/* one sync of d at a time; a queued one starts later
+			   than our request, and covers it if it works */
 			pthread_cond_wait(&d->cond, &ds->mtx);
 			continue;
 		}
@@ -225,7 +260,8 @@ dirsync_end(struct dirsync_ticket *t)
 	if (ds == NULL)
 		return fsync_dir(t->path);
 	pthread_mutex_lock(&ds->mtx);
-	if (ds->nthreads == 0) {
+	ds->inflight--;
+	if (t->here) {
 		rc = dir_sync_here(ds, d, t->mine);
 		err = errno;
 	} else {

@@ -6,6 +6,8 @@
  * a sync runs waits for the next one, which covers every rename made
  * before it started. Blocking: for worker threads.
  */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct dirsync;
@@ -13,6 +15,12 @@ struct dirsync;
 /* Caller frees with dirsync_free() once no thread uses it. */
 struct dirsync	*dirsync_new(void);
 void		 dirsync_free(struct dirsync *ds);
+/*
+ * busy counts the user's work under way (its commits; read atomically,
+ * borrowed, set before the first ticket): above one, tickets are synced
+ * on their callers' threads, as when tickets overlap (dirsync_begin()).
+ */
+void		 dirsync_set_busy(struct dirsync *ds, _Atomic unsigned *busy);
 /*
  * Make every entry change made in dir before this call durable. 0, or -1
  * with errno set (ds may be NULL: a plain fsync of dir).
@@ -24,7 +32,9 @@ int		 dirsync_sync(struct dirsync *ds, const char *dir);
  * fsync) while the directory is synced: dirsync_begin() asks for a sync
  * covering every entry change made in dir before it; dirsync_end() waits
  * for it and says how it went (0, or -1 with errno set). Every begin
- * needs its end; dir must stay valid until then.
+ * needs its end; dir must stay valid until then. While other tickets are
+ * open, or the user is busy (dirsync_set_busy()), the sync runs in
+ * dirsync_end() instead, on the caller's thread.
  */
 struct dirsync_dir;
 struct dirsync_ticket {
@@ -32,6 +42,7 @@ struct dirsync_ticket {
 	struct dirsync_dir	*d;
 	uint64_t		 mine;
 	const char		*path;	/* borrowed */
+	bool			 here;	/* synced by the caller at the end */
 };
 void		 dirsync_begin(struct dirsync *ds, const char *dir,
 		    struct dirsync_ticket *t);

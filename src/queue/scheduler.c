@@ -1289,6 +1289,7 @@ sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
 	s->dwq = workq_new(base, cfg->max_deliveries);
 	s->ldb = ldb;
 	s->ds = dirsync_new();
+	dirsync_set_busy(s->ds, &s->committing);
 	if (cfg->batch_sync && (mkdir_p(cfg->mail_dir, 0700) == -1 ||
 	    (s->fg = fsgroup_open(cfg->mail_dir, SCHED_SLOW_SYNC_USEC)) == NULL))
 		log_warn("queue: no batched syncs for %s: %s (an fsync per "

@@ -120,6 +120,36 @@ test_errors(void **state)
 	assert_int_equal(dirsync_end(&t2), 0);
 	dirsync_begin(NULL, "/nonexistent/petrel", &t1);
 	assert_int_equal(dirsync_end(&t1), -1);
+	/* with another ticket open, a ticket syncs on its caller's thread,
+	   its failure its own; the first is served by a syncer */
+	struct dirsync_ticket t3;
+
+	dirsync_begin(ds, "/tmp", &t1);
+	assert_false(t1.here);
+	dirsync_begin(ds, "/nonexistent/petrel", &t2);
+	assert_true(t2.here);
+	dirsync_begin(ds, "/tmp", &t3);
+	assert_true(t3.here);
+	errno = 0;
+	assert_int_equal(dirsync_end(&t2), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(dirsync_end(&t3), 0);
+	assert_int_equal(dirsync_end(&t1), 0);
+	/* all ended: alone again */
+	dirsync_begin(ds, "/tmp", &t1);
+	assert_false(t1.here);
+	assert_int_equal(dirsync_end(&t1), 0);
+	/* the user's own count: busy above one means not alone */
+	_Atomic unsigned busy = 2;
+
+	dirsync_set_busy(ds, &busy);
+	dirsync_begin(ds, "/tmp", &t1);
+	assert_true(t1.here);
+	assert_int_equal(dirsync_end(&t1), 0);
+	busy = 1;
+	dirsync_begin(ds, "/tmp", &t1);
+	assert_false(t1.here);
+	assert_int_equal(dirsync_end(&t1), 0);
 	dirsync_free(ds);
 	dirsync_free(NULL);
 }

@@ -121,9 +121,8 @@ dir_put(struct dirsync *ds, struct dirsync_dir *d)
 	free(d);
 }
 
-/* Put d on the syncers' list unless it is there or being synced (the
-   syncer, or the waiter woken by the caller that syncs, looks again when
-   it is done). The list holds a reference. Under mtx. */
+/* Append d, not on the syncers' list, to it; the caller hands the list
+   a reference. Under mtx. */
 static void
 dir_append(struct dirsync *ds, struct dirsync_dir *d)
 {
@@ -137,6 +136,9 @@ dir_append(struct dirsync *ds, struct dirsync_dir *d)
 	pthread_cond_signal(&ds->work);
 }
 
+/* Put d on the syncers' list unless it is there or being synced (the
+   syncer, or the waiter woken by the caller that syncs, looks again when
+   it is done). The list holds a reference. Under mtx. */
 static void
 dir_queue(struct dirsync *ds, struct dirsync_dir *d)
 {

@@ -37,6 +37,13 @@ def test_envelope_batch_then_data_batch(petrel, raw):
     assert petrel.wait_queue_empty()
 
 
+def _mail_rcpt_data_replies(r):
+    """The replies to a pipelined MAIL, RCPT, DATA."""
+    assert_reply(r.reply(), 250, "2.1.0")
+    assert_reply(r.reply(), 250, "2.1.5")
+    assert r.reply()[0] == 354
+
+
 def test_two_transactions_in_one_write(petrel, raw):
     r = raw()
     one = b"Subject: one\r\n\r\nfirst\r\n"
@@ -45,15 +52,11 @@ def test_two_transactions_in_one_write(petrel, raw):
     assert r.reply() == (250, EHLO_LINES)
     r.send(b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<alice@localhost>\r\n"
            b"DATA\r\n")
-    assert_reply(r.reply(), 250, "2.1.0")
-    assert_reply(r.reply(), 250, "2.1.5")
-    assert r.reply()[0] == 354
+    _mail_rcpt_data_replies(r)
     r.send(one + b".\r\nMAIL FROM:<sender@example.org>\r\n"
            b"RCPT TO:<alice@localhost>\r\nDATA\r\n")
     q1 = qid(r.reply())
-    assert_reply(r.reply(), 250, "2.1.0")
-    assert_reply(r.reply(), 250, "2.1.5")
-    assert r.reply()[0] == 354
+    _mail_rcpt_data_replies(r)
     r.send(two + b".\r\nQUIT\r\n")
     q2 = qid(r.reply())
     assert_reply(r.reply(), 221, "2.0.0")
@@ -214,9 +217,7 @@ def test_big_body_and_next_transaction_in_one_write(petrel, raw):
     r.send(b"EHLO client.example\r\nMAIL FROM:<sender@example.org>\r\n"
            b"RCPT TO:<alice@localhost>\r\nDATA\r\n")
     assert r.reply() == (250, EHLO_LINES)
-    assert_reply(r.reply(), 250, "2.1.0")
-    assert_reply(r.reply(), 250, "2.1.5")
-    assert r.reply()[0] == 354
+    _mail_rcpt_data_replies(r)
     second = b"Subject: second\r\n\r\nafter the big one\r\n"
     with concurrent.futures.ThreadPoolExecutor(1) as ex:
         fut = ex.submit(r.send, stuffed + b".\r\n"
@@ -224,9 +225,7 @@ def test_big_body_and_next_transaction_in_one_write(petrel, raw):
                         b"RCPT TO:<alice@localhost>\r\nDATA\r\n")
         q1 = qid(r.reply())
         fut.result(timeout=30)
-    assert_reply(r.reply(), 250, "2.1.0")
-    assert_reply(r.reply(), 250, "2.1.5")
-    assert r.reply()[0] == 354
+    _mail_rcpt_data_replies(r)
     r.send(second + b".\r\nQUIT\r\n")
     q2 = qid(r.reply())
     assert_reply(r.reply(), 221, "2.0.0")

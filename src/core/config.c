@@ -75,7 +75,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("server", spool_dir, CONFIG_T_PATH, 0, 0, "var/spool"),
 	CONFIG_KEY("server", mail_dir, CONFIG_T_PATH, 0, 0, "var/mail"),
 	CONFIG_KEY("server", log_level, CONFIG_T_LOG_LEVEL, 0, 0, "info"),
-	CONFIG_KEY("server", workers, CONFIG_T_INT, 1, 64, "8"),
+	CONFIG_KEY("server", workers, CONFIG_T_INT, 1, 64, "32"),
 	CONFIG_KEY_LISTEN("smtp", "listen", mx_listen,
 	    "127.0.0.1:2525 [::1]:2525?"),
 	/* RFC 6409 submission and RFC 8314 implicit TLS; empty: none */

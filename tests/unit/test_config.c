@@ -112,7 +112,7 @@ assert_defaults(const struct config *c)
 	assert_string_equal(c->spool_dir, "var/spool");
 	assert_string_equal(c->mail_dir, "var/mail");
 	assert_int_equal(c->log_level, 1);
-	assert_int_equal(c->workers, 8);
+	assert_int_equal(c->workers, 32);
 	assert_int_equal(c->mx_listen_len, 2);
 	assert_string_equal(c->mx_listen[0].host, "127.0.0.1");
 	assert_string_equal(c->mx_listen[0].port, "2525");

@@ -726,11 +726,10 @@ static void
 read_more(struct smtp_session *s, struct evbuffer *in)
 {
 	struct evbuffer_iovec v[2];
-	size_t	 have = evbuffer_get_length(in), cap;
+	size_t	 have = evbuffer_get_length(in), cap = smtp_sess_input_max(s);
 	ssize_t	 n;
 	int	 nv;
 
-	cap = s->srv->cfg->max_line_length + SMTP_CHUNK;
 	if (have < READ_MORE_MIN || have >= cap)
 		return;
 	/* a socket bufferevent keeps its input's add side frozen for
@@ -755,6 +754,13 @@ read_more(struct smtp_session *s, struct evbuffer *in)
 	evbuffer_commit_space(in, v, nv);
 out:
 	evbuffer_freeze(in, 0);
+}
+
+size_t
+smtp_sess_input_max(const struct smtp_session *s)
+{
+	/* a whole line, or a decode pass of body bytes */
+	return (size_t)s->srv->cfg->max_line_length + SMTP_CHUNK;
 }
 
 void
@@ -969,8 +975,7 @@ session_start(struct smtp_server *srv, struct bufferevent *bev,
 	bufferevent_setcb(s->bev, smtp_sess_read_cb, smtp_sess_write_cb,
 	    smtp_sess_event_cb, s);
 	/* input: bounded; every line is taken as soon as it is complete */
-	bufferevent_setwatermark(s->bev, EV_READ, 0,
-	    cfg->max_line_length + SMTP_CHUNK);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, smtp_sess_input_max(s));
 	smtp_sess_enter(s, kind == SMTP_PORT_SMTPS ? SMTP_STATE_TLS :
 	    SMTP_STATE_INIT);
 	if (s->plain)	/* a new bufferevent has EV_WRITE enabled */

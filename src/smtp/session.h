@@ -147,6 +147,8 @@ void	smtp_sess_txn_reset(struct smtp_session *s);
 void	smtp_sess_close(struct smtp_session *s);
 void	smtp_sess_free(struct smtp_session *s);
 void	smtp_sess_process(struct smtp_session *s);
+/* Bytes of input a session buffers at most (its read watermark). */
+size_t	smtp_sess_input_max(const struct smtp_session *s);
 void	smtp_sess_read_cb(struct bufferevent *bev, void *arg);
 void	smtp_sess_write_cb(struct bufferevent *bev, void *arg);
 void	smtp_sess_event_cb(struct bufferevent *bev, short what, void *arg);

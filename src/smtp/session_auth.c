@@ -92,8 +92,7 @@ smtp_sess_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *c)
 	s->bev = tls;
 	bufferevent_setcb(tls, smtp_sess_read_cb, smtp_sess_write_cb,
 	    smtp_sess_event_cb, s);
-	bufferevent_setwatermark(tls, EV_READ, 0,
-	    s->srv->cfg->max_line_length + SMTP_CHUNK);
+	bufferevent_setwatermark(tls, EV_READ, 0, smtp_sess_input_max(s));
 	smtp_sess_enter(s, SMTP_STATE_TLS);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
 }

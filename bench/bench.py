@@ -297,6 +297,7 @@ class Counter(threading.Thread):
 class Server:
     """One MTA instance in its own directory on its own loopback port."""
     name = "?"
+    stores = True       # False: a reference that keeps no mail (Sink)
 
     def __init__(self, base: Path):
         self.base0 = base
@@ -735,6 +736,61 @@ match from any for domain "{DOMAIN}" action "local"
 
 # ----------------------------------------------------------- measurements
 
+class Sink(Server):
+    """Postfix's smtp-sink: answers every command with a success and
+    stores nothing. Not a peer: what the same client, loopback TCP and
+    machine allow an SMTP server that does no work of its own, the CPU's
+    counterpart of the commit ceiling. One process, event-driven."""
+    name = "smtp-sink"
+    stores = False
+
+    def setup(self, sessions):
+        self.fresh_base()
+        self.base.mkdir(parents=True)
+        self.port = free_port()
+        self.logfile = self.base / "smtp-sink.log"
+        self.sessions = sessions
+
+    def start(self):
+        # as root it must switch to a user after binding (-u is required)
+        user = "nobody" if os.geteuid() == 0 else \
+            pwd.getpwuid(os.geteuid()).pw_name
+        self.argv = ["smtp-sink", "-u", user, "-h", "sink.bench.local",
+                     "-m", str(max(256, self.sessions + 64)),
+                     f"127.0.0.1:{self.port}", "1024"]
+        self.log_fh = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=self.log_fh,
+            stderr=self.log_fh, cwd=self.base)
+        wait_port(self.port, lambda: self.proc.poll() is None)
+
+    def config_text(self):
+        return " ".join(self.argv)
+
+    def roots(self):
+        return [self.proc.pid] if self.proc else []
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        self.log_fh.close()
+
+    def new_dirs(self, users):
+        return []
+
+    @staticmethod
+    def version():
+        return "smtp-sink of " + Postfix.version()
+
+
 def workload_sessions(w, default):
     return w[5] if w[5] is not None else default
 
@@ -782,7 +838,7 @@ def run_load(srv, w, messages, sessions, timeout, strace_out=None):
         roots = srv.roots()
         if strace_out:
             tracer = start_strace(roots, strace_out)
-        expected = messages * rcpts
+        expected = messages * rcpts if srv.stores else 0
         dirs = srv.new_dirs(USERS[:rcpts])
         cpu0, drops0 = tree_cpu(roots), listen_drops()
         busy0, steal0 = machine_busy(), machine_steal()
@@ -979,12 +1035,12 @@ def ratio(a, b):
     return f"{a / b:.2f}×" if b else "–"
 
 
-def paired_ratio(res, key, peer, f):
-    """petrel ÷ peer for figure f of workload key: the median over the
+def paired_ratio(res, key, peer, f, me="petrel"):
+    """me ÷ peer for figure f of workload key: the median over the
     rounds both ran of the ratio within the round (a round runs the
     servers one right after the other, so a slow phase of the machine
     hits both sides of a ratio), with the lowest and highest."""
-    mine = res["rounds"].get((key, "petrel"), {})
+    mine = res["rounds"].get((key, me), {})
     theirs = res["rounds"].get((key, peer), {})
     rs = [mine[i][f] / theirs[i][f] for i in sorted(mine)
           if i in theirs and theirs[i][f]]
@@ -1092,8 +1148,9 @@ def report(res):
       "msg | machine CPU s / 1000 msg | peak PSS MiB | peak RSS MiB "
       "| listen drops | steal % | runs |")
     a("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    sinks = res.get("sinks", [])
     for key, title, *_ in WORKLOADS:
-        for n in names:
+        for n in names + sinks:
             r = res["load"].get((key, n))
             if r is None:
                 continue
@@ -1101,8 +1158,9 @@ def report(res):
                 a(f"| {key}: {title} | {n} | FAILED: {r['error']} "
                   "| | | | | | | | |")
                 continue
+            e2e = "–" if n in sinks else fmt(r["e2e_rate"])
             a(f"| {key}: {title} | {n} | {fmt(r['ingest_rate'])} | "
-              f"{fmt(r['e2e_rate'])} | {r['cpu_per_1000']:.2f} | "
+              f"{e2e} | {r['cpu_per_1000']:.2f} | "
               f"{r['machine_per_1000']:.2f} | "
               f"{mib(r['peak_pss'])} | {mib(r['peak_rss'])} | "
               f"{r['listen_drops']:.0f} | "
@@ -1157,6 +1215,37 @@ def report(res):
                              if ok else "–")
             a(f"| idle {sess} | PSS per session | " + " | ".join(cells) +
               " |")
+        a("")
+
+    for sk in sinks:
+        a(f"## Protocol ceiling ({sk})\n")
+        a(f"{sk} is Postfix's test server: it answers every command with a "
+          "success and stores nothing, in one event-driven process. It ran "
+          "in the same rounds, on the same workloads and client, so its "
+          "ingest is what smtp-source, loopback TCP and this machine's CPUs "
+          "allow any server before it does work of its own, as the commit "
+          "ceiling below is what the disk allows. A server's share is the "
+          "median over the rounds of its run ÷ the sink's run of the same "
+          "round.\n")
+        a(f"| workload | {sk} msg/s | {sk} CPU s / 1000 msg | machine CPU "
+          "s / 1000 msg | " + " | ".join(f"{n} ÷ {sk}" for n in names) +
+          " |")
+        a("|---|---:|---:|---:|" + "---:|" * len(names))
+        for key, *_ in WORKLOADS:
+            r = res["load"].get((key, sk))
+            if r is None:
+                continue
+            if "error" in r:
+                a(f"| {key} | FAILED: {r['error']} | | |" + " |" * len(names))
+                continue
+            cells = []
+            for n in names:
+                o = res["load"].get((key, n))
+                cells.append(paired_ratio(res, key, sk, "ingest_rate", me=n)
+                             if o and "error" not in o else "–")
+            a(f"| {key} | {fmt(r['ingest_rate'])} | "
+              f"{r['cpu_per_1000']:.2f} | {r['machine_per_1000']:.2f} | " +
+              " | ".join(cells) + " |")
         a("")
 
     a("## Durable syncs per message\n")
@@ -1250,7 +1339,10 @@ def parse_args():
     ap.add_argument("--smoke", action="store_true",
                     help="tiny counts, petrel only, for CI")
     ap.add_argument("--servers",
-                    default="petrel,postfix,opensmtpd,opensmtpd-backlog")
+                    default="petrel,postfix,opensmtpd,opensmtpd-backlog,"
+                    "sink",
+                    help="what to run; sink: Postfix's smtp-sink, which "
+                    "stores nothing (the protocol ceiling)")
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--sync-messages", type=int, default=500)
@@ -1285,7 +1377,7 @@ def parse_args():
                     help="keep the work directory")
     a = ap.parse_args()
     if a.smoke:
-        a.servers, a.messages, a.sessions = "petrel", 40, 4
+        a.servers, a.messages, a.sessions = "petrel,sink", 40, 4
         a.repeat = 1
         a.sync_messages, a.idle = 20, "50"
         a.ceiling_threads, a.ceiling_seconds = "1,4", 0.5
@@ -1345,6 +1437,14 @@ def main():
             log(f"{o.name} not run: {why}")
         else:
             servers.append(o)
+    # the no-storage reference: load runs only (no syncs, no idle)
+    sinks = []
+    if "sink" in want:
+        if shutil.which("smtp-sink") is None:
+            skipped.append("smtp-sink: not installed (package postfix)")
+        else:
+            sinks.append(Sink(wd / "sink"))
+    loaders = servers + sinks
 
     res = {
         "smoke": a.smoke, "date": datetime.datetime.now(
@@ -1354,11 +1454,12 @@ def main():
         "sessions": a.sessions, "sync_messages": a.sync_messages,
         "repeat": a.repeat,
         "servers": [s.name for s in servers], "skipped": skipped,
+        "sinks": [s.name for s in sinks],
         "versions": [], "load": {}, "rounds": {}, "syncs": {}, "idle": {},
         "idle_sizes": [int(x) for x in a.idle.split(",") if x],
         "ceiling": {}, "commands": [], "configs": {}, "note": a.note,
     }
-    for s in servers:
+    for s in loaders:
         try:
             res["versions"].append(s.version())
         except (OSError, subprocess.SubprocessError) as e:
@@ -1372,7 +1473,7 @@ def main():
         except BenchError as e:
             log(f"{key}: FAILED: {e}")
             table[key] = {"error": str(e).splitlines()[0][:200]}
-            if "petrel" in key:
+            if "petrel" in key or a.smoke:   # smoke: every part must work
                 petrel_failed = True
 
     try:
@@ -1384,8 +1485,8 @@ def main():
             # the run before it left (files deleted in the last minute
             # slow every new inode on ext4 without a journal), so no
             # server may always follow the same one
-            order = servers[rep % len(servers):] + \
-                servers[:rep % len(servers)]
+            order = loaders[rep % len(loaders):] + \
+                loaders[:rep % len(loaders)]
             for w in WORKLOADS:
                 for s in order:
                     key = (w[0], s.name)
@@ -1437,7 +1538,7 @@ def main():
             res["ceiling"] = {"error": str(e)}
             petrel_failed = True
     finally:
-        for s in servers:
+        for s in loaders:
             try:
                 s.stop()
             except Exception as e:      # keep stopping the others

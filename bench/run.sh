@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/run.sh: benchmark petrel against Postfix and OpenSMTPD on this host.
 #   bench/run.sh            full run; writes bench/RESULTS.md
-#   bench/run.sh --smoke    tiny counts, petrel only, < 30 s (for CI)
+#   bench/run.sh --smoke    tiny counts, petrel and smtp-sink, < 30 s (for CI)
 # Other options go to bench/bench.py (see bench/README.md).
 # Installs Postfix (for smtp-source and as a peer) and strace from Debian,
 # fetches OpenSMTPD's .deb (it conflicts with postfix, so it is extracted

@@ -324,10 +324,36 @@ class Server:
 
     def roots(self):
         """Pids whose process trees are the server."""
-        raise NotImplementedError
+        return [self.proc.pid] if self.proc else []
 
     def stop(self):
         raise NotImplementedError
+
+    def _spawn(self, argv):
+        """Start argv in the run directory, its output to the log file,
+        and wait until it listens."""
+        self.log_fh = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self.log_fh,
+            stderr=self.log_fh, cwd=self.base)
+        wait_port(self.port, lambda: self.proc.poll() is None)
+
+    def _reap(self, timeout, tree=()):
+        """SIGTERM the process _spawn started; SIGKILL its tree after
+        timeout s. tree: identities() of processes to see gone too."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_tree()
+                self.proc.wait(5)
+        if tree:
+            kill_gone(tree, 10)
+        self.proc = None
+        self.log_fh.close()
 
     def new_dirs(self, users):
         raise NotImplementedError
@@ -415,28 +441,10 @@ class Petrel(Server):
         return self.conf.read_text()
 
     def start(self):
-        self.log_fh = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(
-            [str(self.binary), "serve", "-c", str(self.conf)],
-            stdin=subprocess.DEVNULL, stdout=self.log_fh,
-            stderr=self.log_fh, cwd=self.base)
-        wait_port(self.port, lambda: self.proc.poll() is None)
-
-    def roots(self):
-        return [self.proc.pid] if self.proc else []
+        self._spawn([str(self.binary), "serve", "-c", str(self.conf)])
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self._kill_tree()
-                self.proc.wait(5)
-        self.proc = None
-        self.log_fh.close()
+        self._reap(20)
 
     def new_dirs(self, users):
         return [self.base / "mail" / DOMAIN / u / "Maildir" / "new"
@@ -695,33 +703,15 @@ match from any for domain "{DOMAIN}" action "local"
         return self.conf.read_text()
 
     def start(self):
-        self.log_fh = open(self.logfile, "ab")
         # unshare execs bash, which execs smtpd: proc.pid is smtpd's parent
-        self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "bash",
-             str(self.start_sh)],
-            stdin=subprocess.DEVNULL, stdout=self.log_fh,
-            stderr=self.log_fh, cwd=self.base)
-        wait_port(self.port, lambda: self.proc.poll() is None)
-
-    def roots(self):
-        return [self.proc.pid] if self.proc else []
+        self._spawn(["unshare", "--mount", "--propagation", "private",
+                     "bash", str(self.start_sh)])
 
     def stop(self):
         if self.proc is None:
             return
-        tree = identities(proc_tree(self.roots()))
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self._kill_tree()
-                self.proc.wait(5)
         # its children exit when the parent does: wait for them too
-        kill_gone(tree, 10)
-        self.proc = None
-        self.log_fh.close()
+        self._reap(30, tree=identities(proc_tree(self.roots())))
 
     def new_dirs(self, users):
         return [self.base / "mail" / u / "Maildir" / "new" for u in users]
@@ -758,30 +748,13 @@ class Sink(Server):
         self.argv = ["smtp-sink", "-u", user, "-h", "sink.bench.local",
                      "-m", str(max(256, self.sessions + 64)),
                      f"127.0.0.1:{self.port}", "1024"]
-        self.log_fh = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=self.log_fh,
-            stderr=self.log_fh, cwd=self.base)
-        wait_port(self.port, lambda: self.proc.poll() is None)
+        self._spawn(self.argv)
 
     def config_text(self):
         return " ".join(self.argv)
 
-    def roots(self):
-        return [self.proc.pid] if self.proc else []
-
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        self.log_fh.close()
+        self._reap(10)
 
     def new_dirs(self, users):
         return []
@@ -804,11 +777,7 @@ class Floor(Sink):
 
     def start(self):
         self.argv = [str(self.binary), "-p", str(self.port), "-b", "1024"]
-        self.log_fh = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=self.log_fh,
-            stderr=self.log_fh, cwd=self.base)
-        wait_port(self.port, lambda: self.proc.poll() is None)
+        self._spawn(self.argv)
 
     @staticmethod
     def version():

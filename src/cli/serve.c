@@ -93,8 +93,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
  * with 100 KiB messages the heap grew and shrank all the time: 19 page
  * faults and half a brk(2) per message, each fault a fresh zeroed page.
  * Keeping up to 8 MiB free at the top (and the buffers on the heap) ends
- * that; the memory a burst leaves behind stays bounded by those 8 MiB.
- * Other C libraries have their own policies and keep them.
+ * that. What a burst leaves behind is at most 8 MiB per malloc arena, and
+ * never more than the peak. Other C libraries keep their own policies.
  */
 static void
 malloc_tune(void)

@@ -1028,21 +1028,105 @@ def ratio(a, b):
     return f"{a / b:.2f}×" if b else "–"
 
 
-def paired_ratio(res, key, peer, f, me="petrel"):
-    """me ÷ peer for figure f of workload key: the median over the
-    rounds both ran of the ratio within the round (a round runs the
-    servers one right after the other, so a slow phase of the machine
-    hits both sides of a ratio), with the lowest and highest."""
+def paired_ratios(res, key, peer, f, me="petrel"):
+    """me ÷ peer for figure f of workload key, one per round both ran
+    (a round runs the servers one right after the other, so a slow phase
+    of the machine hits both sides of a ratio)."""
     mine = res["rounds"].get((key, me), {})
     theirs = res["rounds"].get((key, peer), {})
-    rs = [mine[i][f] / theirs[i][f] for i in sorted(mine)
-          if i in theirs and theirs[i][f]]
+    return [mine[i][f] / theirs[i][f] for i in sorted(mine)
+            if i in theirs and theirs[i][f]]
+
+
+def paired_ratio(res, key, peer, f, me="petrel"):
+    """paired_ratios() as the report shows it: the median, with the
+    lowest and highest."""
+    rs = paired_ratios(res, key, peer, f, me)
     if not rs:
         return "–"
     if len(rs) == 1:
         return f"{rs[0]:.2f}×"
     return (f"{statistics.median(rs):.2f}× "
             f"({min(rs):.2f}–{max(rs):.2f})")
+
+
+# Issue 6's targets, petrel against Postfix measured in one run:
+# (label, figure, Postfix ratio wanted, True: at least / False: at most)
+RATIO_TARGETS = [
+    ("ingest ≥ 5× Postfix", "ingest_rate", 5.0, True),
+    ("end-to-end ≥ 3× Postfix", "e2e_rate", 3.0, True),
+    ("CPU per message ≤ 0.2× Postfix", "cpu_per_1000", 0.2, False),
+]
+IDLE_PSS_MAX = 16 * 1024    # bytes per idle session
+IDLE_HELD = 10000           # sessions held at once
+COMMIT_WRITERS = 16         # ingest at or above this many writers' rate
+
+
+def targets(res):
+    """The issue's targets against this run's figures: a list of
+    (target, where, figure, verdict), verdict "met", "not met" or "not
+    measured". A ratio is the paired median over the rounds."""
+    rows = []
+    have_postfix = "Postfix" in res["servers"]
+    for label, f, want, at_least in RATIO_TARGETS:
+        for key, *_ in WORKLOADS:
+            rs = paired_ratios(res, key, "Postfix", f) if have_postfix \
+                else []
+            if not rs:
+                rows.append((label, key, "–", "not measured"))
+                continue
+            med = statistics.median(rs)
+            ok = med >= want if at_least else med <= want
+            rows.append((label, key, paired_ratio(res, key, "Postfix", f),
+                         "met" if ok else "not met"))
+    for sess in res["idle_sizes"]:
+        r = res["idle"].get((sess, "petrel"))
+        if not r or "error" in r or r.get("skipped"):
+            rows.append(("memory per idle session < 16 KiB", f"idle {sess}",
+                         "–", "not measured"))
+            continue
+        rows.append(("memory per idle session < 16 KiB", f"idle {sess}",
+                     f"{fmt(r['pss_per'])} B PSS",
+                     "met" if r["pss_per"] < IDLE_PSS_MAX else "not met"))
+    r = res["idle"].get((IDLE_HELD, "petrel"))
+    if not r or "error" in r or r.get("skipped"):
+        rows.append((f"{fmt(IDLE_HELD)} sessions held", f"idle {IDLE_HELD}",
+                     "–", "not measured"))
+    else:
+        rows.append((f"{fmt(IDLE_HELD)} sessions held", f"idle {IDLE_HELD}",
+                     f"{r['greeted']} greeted",
+                     "met" if r["greeted"] >= IDLE_HELD else "not met"))
+    ceiling = dict(res["ceiling"].get("rows", []))
+    label = f"ingest ≥ the {COMMIT_WRITERS}-writer commit rate"
+    for w in WORKLOADS:
+        key, _, size, rcpts, *_ = w
+        # the ceiling commits one 4 KiB file per operation: compare the
+        # workloads of that shape with enough sessions to match it
+        if size != 4096 or rcpts != 1 or \
+                workload_sessions(w, res["sessions"]) < COMMIT_WRITERS:
+            continue
+        me = res["load"].get((key, "petrel"))
+        if COMMIT_WRITERS not in ceiling or not me or "error" in me:
+            rows.append((label, key, "–", "not measured"))
+            continue
+        fig = (f"{fmt(me['ingest_rate'])} vs {fmt(ceiling[COMMIT_WRITERS])}"
+               " /s")
+        fl = res["load"].get((key, "floor"))
+        if fl and "error" not in fl:
+            fig += f" (floor {fmt(fl['ingest_rate'])} /s)"
+        rows.append((label, key, fig, "met" if me["ingest_rate"] >=
+                     ceiling[COMMIT_WRITERS] else "not met"))
+    return rows
+
+
+def session_ms(res, key, name):
+    """Milliseconds a message takes in one session's turn (sessions ÷
+    ingest rate, medians), or None."""
+    r = res["load"].get((key, name))
+    w = next((w for w in WORKLOADS if w[0] == key), None)
+    if not r or "error" in r or not r["ingest_rate"] or w is None:
+        return None
+    return 1000.0 * workload_sessions(w, res["sessions"]) / r["ingest_rate"]
 
 
 # <linux/fs.h>: the inode flags of ext2/3/4 (chattr)
@@ -1125,6 +1209,19 @@ def report(res):
     a("")
     names = res["servers"]
     peers = [n for n in names if n != "petrel"]
+
+    a("## Targets\n")
+    a("The targets of the issue that asked for this benchmark, against "
+      "this run. A ratio is the median over the rounds of petrel's run ÷ "
+      "Postfix's run of the same round (lowest and highest in brackets). "
+      "What bounds the ones not met: bench/README.md, \"What bounds the "
+      "figures\".\n")
+    a("| target | where | figure | verdict |")
+    a("|---|---|---|---|")
+    for t, where, fig, verdict in targets(res):
+        a(f"| {t} | {where} | {fig} | "
+          f"{'**not met**' if verdict == 'not met' else verdict} |")
+    a("")
 
     a("## Throughput\n")
     a("ingest = messages / time until smtp-source exits (every message got "
@@ -1245,6 +1342,28 @@ def report(res):
               f"{r['cpu_per_1000']:.2f} | {r['machine_per_1000']:.2f} | " +
               " | ".join(cells) + " |")
         a("")
+    if "floor" in sinks:
+        a("**Time per message in a session**\n")
+        a("A session's turn per message = sessions ÷ ingest rate (medians): "
+          "the client's round trips, the server's work and its waits, the "
+          "commit's among them. The floor's is what the client and "
+          "loopback TCP take; a server's figure in brackets is what it "
+          "adds to that.\n")
+        a("| workload | sessions | floor ms | " +
+          " | ".join(f"{n} ms" for n in names) + " |")
+        a("|---|---:|---:|" + "---:|" * len(names))
+        for w in WORKLOADS:
+            base = session_ms(res, w[0], "floor")
+            if base is None:
+                continue
+            cells = []
+            for n in names:
+                ms = session_ms(res, w[0], n)
+                cells.append("–" if ms is None else
+                             f"{ms:.2f} (+{ms - base:.2f})")
+            a(f"| {w[0]} | {workload_sessions(w, res['sessions'])} | "
+              f"{base:.2f} | " + " | ".join(cells) + " |")
+        a("")
 
     a("## Durable syncs per message\n")
     a(f"w1 shape, {res['sync_messages']} messages, `strace -f -c` attached "
@@ -1310,11 +1429,13 @@ def report(res):
           "write 4 KiB, fdatasync, rename into new/, fsync(new/); threads "
           f"loop for {res['ceiling']['seconds']} s. An MTA that pays one such "
           "commit per message without batching cannot ingest faster than "
-          "this.\n")
-        a("| threads | commits/s |")
-        a("|---:|---:|")
+          "this. ms per commit = threads ÷ commits/s: how long one "
+          "writer waits for its commit while that many commit at once.\n")
+        a("| threads | commits/s | ms per commit |")
+        a("|---:|---:|---:|")
         for n, ops in res["ceiling"]["rows"]:
-            a(f"| {n} | {fmt(ops)} |")
+            a(f"| {n} | {fmt(ops)} | "
+              f"{1000.0 * n / ops if ops else 0:.2f} |")
     a("")
 
     a("## Commands\n")
@@ -1351,7 +1472,7 @@ def parse_args():
                          f"{REPEAT_MAX_S:.0f} s is not repeated)")
     ap.add_argument("--idle", default="1000,10000",
                     help="idle session counts")
-    ap.add_argument("--ceiling-threads", default="1,4,16,64")
+    ap.add_argument("--ceiling-threads", default="1,4,8,16,64")
     ap.add_argument("--ceiling-seconds", type=float, default=5)
     ap.add_argument("--timeout", type=int, default=600,
                     help="longest wait for one load run, seconds")

@@ -33,5 +33,9 @@ bool		 fsgroup_usable(struct fsgroup *fg, dev_t dev);
 int		 fsgroup_sync(struct fsgroup *fg);
 /* Syncs run so far (for tests). */
 unsigned long	 fsgroup_syncs(struct fsgroup *fg);
+/* For tests: fn(arg) stands in for the filesystem sync (0, or -1 with
+   errno set); NULL goes back to syncfs(). Call before any sync. */
+void		 fsgroup_set_sync(struct fsgroup *fg, int (*fn)(void *),
+		    void *arg);
 
 #endif

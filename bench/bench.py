@@ -999,19 +999,24 @@ def read_line(proc, timeout):
     return box[0].strip() if box else None
 
 
-def run_ceiling(binary, workdir, threads, seconds):
+def run_ceiling(binary, workdir, threads, seconds, sizes):
+    """(bytes, threads, commits/s) for every size and thread count."""
     rows = []
-    for n in threads:
-        d = workdir / f"ceiling-{n}"
-        argv = [str(binary), "-d", str(d), "-t", str(n), "-s", str(seconds)]
-        r = subprocess.run(argv, capture_output=True, text=True,
-                           timeout=seconds + 120)
-        # d stays until the bench ends: see Server.fresh_base()
-        m = re.search(r"ops_per_s=([\d.]+)", r.stdout)
-        if r.returncode != 0 or not m:
-            raise BenchError(f"commit_ceiling -t {n}: {r.stderr.strip()}")
-        rows.append((n, float(m.group(1))))
-    return rows, [str(binary), "-d", "DIR", "-t", "N", "-s", str(seconds)]
+    for size in sizes:
+        for n in threads:
+            d = workdir / f"ceiling-{size}-{n}"
+            argv = [str(binary), "-d", str(d), "-t", str(n), "-s",
+                    str(seconds), "-b", str(size)]
+            r = subprocess.run(argv, capture_output=True, text=True,
+                               timeout=seconds + 120)
+            # d stays until the bench ends: see Server.fresh_base()
+            m = re.search(r"ops_per_s=([\d.]+)", r.stdout)
+            if r.returncode != 0 or not m:
+                raise BenchError(f"commit_ceiling -t {n} -b {size}: "
+                                 f"{r.stderr.strip()}")
+            rows.append((size, n, float(m.group(1))))
+    return rows, [str(binary), "-d", "DIR", "-t", "N", "-s", str(seconds),
+                  "-b", "BYTES"]
 
 
 # ------------------------------------------------------------------ report
@@ -1096,7 +1101,9 @@ def targets(res):
         rows.append((f"{fmt(IDLE_HELD)} sessions held", f"idle {IDLE_HELD}",
                      f"{r['greeted']} greeted",
                      "met" if r["greeted"] >= IDLE_HELD else "not met"))
-    ceiling = dict(res["ceiling"].get("rows", []))
+    # the ceiling at the size of w1's messages
+    ceiling = {n: ops for size, n, ops in res["ceiling"].get("rows", [])
+               if size == 4096}
     label = f"ingest ≥ the {COMMIT_WRITERS}-writer commit rate"
     for w in WORKLOADS:
         key, _, size, rcpts, *_ = w
@@ -1426,15 +1433,16 @@ def report(res):
         a(f"FAILED: {res['ceiling']['error']}\n")
     else:
         a("bench/commit_ceiling: per operation, create a file in tmp/, "
-          "write 4 KiB, fdatasync, rename into new/, fsync(new/); threads "
+          "write BYTES (4 KiB as in w1, 100 KiB as in w3), fdatasync, "
+          "rename into new/, fsync(new/); threads "
           f"loop for {res['ceiling']['seconds']} s. An MTA that pays one such "
           "commit per message without batching cannot ingest faster than "
           "this. ms per commit = threads ÷ commits/s: how long one "
           "writer waits for its commit while that many commit at once.\n")
-        a("| threads | commits/s | ms per commit |")
-        a("|---:|---:|---:|")
-        for n, ops in res["ceiling"]["rows"]:
-            a(f"| {n} | {fmt(ops)} | "
+        a("| bytes | threads | commits/s | ms per commit |")
+        a("|---:|---:|---:|---:|")
+        for size, n, ops in res["ceiling"]["rows"]:
+            a(f"| {fmt(size)} | {n} | {fmt(ops)} | "
               f"{1000.0 * n / ops if ops else 0:.2f} |")
     a("")
 
@@ -1474,6 +1482,8 @@ def parse_args():
                     help="idle session counts")
     ap.add_argument("--ceiling-threads", default="1,4,8,16,64")
     ap.add_argument("--ceiling-seconds", type=float, default=5)
+    ap.add_argument("--ceiling-sizes", default="4096,102400",
+                    help="bytes per commit (w1's and w3's message sizes)")
     ap.add_argument("--timeout", type=int, default=600,
                     help="longest wait for one load run, seconds")
     ap.add_argument("--petrel", default=os.environ.get(
@@ -1657,11 +1667,13 @@ def main():
         log("commit ceiling")
         threads = [int(x) for x in a.ceiling_threads.split(",") if x]
         try:
+            sizes = [int(x) for x in a.ceiling_sizes.split(",") if x]
             rows, argv = run_ceiling(Path(a.ceiling_bin), wd, threads,
-                                     a.ceiling_seconds)
+                                     a.ceiling_seconds, sizes)
             res["ceiling"] = {"rows": rows, "seconds": a.ceiling_seconds}
             res["commands"].append("# commit ceiling, N in " +
-                                   a.ceiling_threads + "\n" + " ".join(argv))
+                                   a.ceiling_threads + ", BYTES in " +
+                                   a.ceiling_sizes + "\n" + " ".join(argv))
         except (BenchError, OSError, subprocess.SubprocessError) as e:
             res["ceiling"] = {"error": str(e)}
             petrel_failed = True

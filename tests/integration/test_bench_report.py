@@ -79,7 +79,8 @@ def test_idle_and_commit_rate_targets(bench, monkeypatch):
             (10000, "petrel"): {"pss_per": 16384.0, "greeted": 9999}}
     petrel = {"w1": [run(5000, 5000, 0.1)], "w1s4": [run(3000, 3000, 0.1)]}
     res = results(bench, _full(bench, petrel), {}, idle=idle,
-                  ceiling=[(1, 2500.0), (16, 4999.0)],
+                  ceiling=[(4096, 1, 2500.0), (4096, 16, 4999.0),
+                           (102400, 16, 9999.0)],
                   floor={"w1": [_full_run(bench, run(11000, 0, 0.03))]})
     v = verdicts(bench.targets(res))
     assert v[("memory per idle session < 16 KiB", "idle 1000")] == \
@@ -94,7 +95,9 @@ def test_idle_and_commit_rate_targets(bench, monkeypatch):
     assert v[("ingest ≥ the 16-writer commit rate", "w1")] == \
         ("5,000 vs 4,999 /s (floor 11,000 /s)", "met")
     assert not any(w == "w1s4" and "commit" in t for t, w in v)
-    res["ceiling"] = {"rows": [(1, 2500.0), (4, 5000.0)]}
+    # no 16-writer figure at w1's size: the 100 KiB one does not count
+    res["ceiling"] = {"rows": [(4096, 1, 2500.0), (4096, 4, 5000.0),
+                               (102400, 16, 9999.0)]}
     v = verdicts(bench.targets(res))
     assert v[("ingest ≥ the 16-writer commit rate", "w1")] == \
         ("–", "not measured")

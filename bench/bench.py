@@ -1044,9 +1044,12 @@ def paired_ratios(res, key, peer, f, me="petrel"):
 
 
 def paired_ratio(res, key, peer, f, me="petrel"):
-    """paired_ratios() as the report shows it: the median, with the
-    lowest and highest."""
-    rs = paired_ratios(res, key, peer, f, me)
+    """paired_ratios() as the report shows it (fmt_ratios())."""
+    return fmt_ratios(paired_ratios(res, key, peer, f, me))
+
+
+def fmt_ratios(rs):
+    """The median of the ratios rs, with the lowest and highest."""
     if not rs:
         return "–"
     if len(rs) == 1:
@@ -1067,71 +1070,67 @@ IDLE_HELD = 10000           # sessions held at once
 COMMIT_WRITERS = 16         # ingest at or above this many writers' rate
 
 
+def measured(r):
+    """Is r (a load, sync or idle result) a figure, not a failure or a
+    skip?"""
+    return bool(r) and "error" not in r and not r.get("skipped")
+
+
 def targets(res):
     """The issue's targets against this run's figures: a list of
     (target, where, figure, verdict), verdict "met", "not met" or "not
     measured". A ratio is the paired median over the rounds."""
     rows = []
-    have_postfix = "Postfix" in res["servers"]
+
+    def verdict(label, where, fig, ok):
+        """fig None: nothing measured; ok: the figure meets the target."""
+        rows.append((label, where, "–" if fig is None else fig,
+                     "not measured" if fig is None else
+                     "met" if ok else "not met"))
+
     for label, f, want, at_least in RATIO_TARGETS:
         for key, *_ in WORKLOADS:
-            rs = paired_ratios(res, key, "Postfix", f) if have_postfix \
-                else []
-            if not rs:
-                rows.append((label, key, "–", "not measured"))
-                continue
-            med = statistics.median(rs)
-            ok = med >= want if at_least else med <= want
-            rows.append((label, key, paired_ratio(res, key, "Postfix", f),
-                         "met" if ok else "not met"))
+            rs = paired_ratios(res, key, "Postfix", f)
+            med = statistics.median(rs) if rs else None
+            verdict(label, key, fmt_ratios(rs) if rs else None,
+                    med is not None and
+                    (med >= want if at_least else med <= want))
     for sess in res["idle_sizes"]:
         r = res["idle"].get((sess, "petrel"))
-        if not r or "error" in r or r.get("skipped"):
-            rows.append(("memory per idle session < 16 KiB", f"idle {sess}",
-                         "–", "not measured"))
-            continue
-        rows.append(("memory per idle session < 16 KiB", f"idle {sess}",
-                     f"{fmt(r['pss_per'])} B PSS",
-                     "met" if r["pss_per"] < IDLE_PSS_MAX else "not met"))
+        ok = measured(r)
+        verdict("memory per idle session < 16 KiB", f"idle {sess}",
+                f"{fmt(r['pss_per'])} B PSS" if ok else None,
+                ok and r["pss_per"] < IDLE_PSS_MAX)
     r = res["idle"].get((IDLE_HELD, "petrel"))
-    if not r or "error" in r or r.get("skipped"):
-        rows.append((f"{fmt(IDLE_HELD)} sessions held", f"idle {IDLE_HELD}",
-                     "–", "not measured"))
-    else:
-        rows.append((f"{fmt(IDLE_HELD)} sessions held", f"idle {IDLE_HELD}",
-                     f"{r['greeted']} greeted",
-                     "met" if r["greeted"] >= IDLE_HELD else "not met"))
-    # the ceiling at the size of w1's messages
-    ceiling = {n: ops for size, n, ops in res["ceiling"].get("rows", [])
-               if size == 4096}
-    label = f"ingest ≥ the {COMMIT_WRITERS}-writer commit rate"
+    ok = measured(r)
+    verdict(f"{fmt(IDLE_HELD)} sessions held", f"idle {IDLE_HELD}",
+            f"{r['greeted']} greeted" if ok else None,
+            ok and r["greeted"] >= IDLE_HELD)
+    # the ceiling commits one file of w1's size per operation: compare
+    # the workloads of that shape with enough sessions to match it
+    size = W1[2]
+    ceiling = {n: ops for b, n, ops in res["ceiling"].get("rows", [])
+               if b == size}.get(COMMIT_WRITERS)
     for w in WORKLOADS:
-        key, _, size, rcpts, *_ = w
-        # the ceiling commits one 4 KiB file per operation: compare the
-        # workloads of that shape with enough sessions to match it
-        if size != 4096 or rcpts != 1 or \
+        if w[2] != size or w[3] != 1 or \
                 workload_sessions(w, res["sessions"]) < COMMIT_WRITERS:
             continue
-        me = res["load"].get((key, "petrel"))
-        if COMMIT_WRITERS not in ceiling or not me or "error" in me:
-            rows.append((label, key, "–", "not measured"))
-            continue
-        fig = (f"{fmt(me['ingest_rate'])} vs {fmt(ceiling[COMMIT_WRITERS])}"
-               " /s")
-        fl = res["load"].get((key, "floor"))
-        if fl and "error" not in fl:
-            fig += f" (floor {fmt(fl['ingest_rate'])} /s)"
-        rows.append((label, key, fig, "met" if me["ingest_rate"] >=
-                     ceiling[COMMIT_WRITERS] else "not met"))
+        me = res["load"].get((w[0], "petrel"))
+        fl = res["load"].get((w[0], "floor"))
+        ok = measured(me) and ceiling is not None
+        fig = (f"{fmt(me['ingest_rate'])} vs {fmt(ceiling)} /s" +
+               (f" (floor {fmt(fl['ingest_rate'])} /s)" if measured(fl)
+                else "")) if ok else None
+        verdict(f"ingest ≥ the {COMMIT_WRITERS}-writer commit rate", w[0],
+                fig, ok and me["ingest_rate"] >= ceiling)
     return rows
 
 
-def session_ms(res, key, name):
-    """Milliseconds a message takes in one session's turn (sessions ÷
-    ingest rate, medians), or None."""
-    r = res["load"].get((key, name))
-    w = next((w for w in WORKLOADS if w[0] == key), None)
-    if not r or "error" in r or not r["ingest_rate"] or w is None:
+def session_ms(res, w, name):
+    """Milliseconds a message of workload w takes in one session's turn
+    (sessions ÷ ingest rate, medians), or None."""
+    r = res["load"].get((w[0], name))
+    if not measured(r) or not r["ingest_rate"]:
         return None
     return 1000.0 * workload_sessions(w, res["sessions"]) / r["ingest_rate"]
 
@@ -1302,14 +1301,13 @@ def report(res):
             a("| w1 | durable syncs per msg | " + " | ".join(cells) + " |")
         for sess in res["idle_sizes"]:
             me = res["idle"].get((sess, "petrel"))
-            if not me or "error" in me or me.get("skipped"):
+            if not measured(me):
                 continue
             cells = []
             for p in peers:
                 o = res["idle"].get((sess, p))
-                ok = o and "error" not in o and not o.get("skipped")
                 cells.append(ratio(me["pss_per"], o["pss_per"])
-                             if ok else "–")
+                             if measured(o) else "–")
             a(f"| idle {sess} | PSS per session | " + " | ".join(cells) +
               " |")
         a("")
@@ -1360,12 +1358,12 @@ def report(res):
           " | ".join(f"{n} ms" for n in names) + " |")
         a("|---|---:|---:|" + "---:|" * len(names))
         for w in WORKLOADS:
-            base = session_ms(res, w[0], "floor")
+            base = session_ms(res, w, "floor")
             if base is None:
                 continue
             cells = []
             for n in names:
-                ms = session_ms(res, w[0], n)
+                ms = session_ms(res, w, n)
                 cells.append("–" if ms is None else
                              f"{ms:.2f} (+{ms - base:.2f})")
             a(f"| {w[0]} | {workload_sessions(w, res['sessions'])} | "

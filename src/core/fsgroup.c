@@ -117,10 +117,10 @@ sync_once(struct fsgroup *fg)
  * letting a caller that asks during a sync start a second one beside it
  * was measured slower (w1 at 20 sessions, 5 pairs: 6% fewer messages/s,
  * more CPU per message); two syncfs() calls contend for the same inodes
- * and buffers. It wakes the
- * waiters after letting go of the mutex: woken while it still held it,
- * each would block on the mutex at once (two more futex calls and a
- * context switch per waiter, measured on every commit of a busy w1 run).
+ * and buffers. It wakes the waiters after letting go of the mutex:
+ * woken while it still held it, each would block on the mutex at once
+ * (two more futex calls and a context switch per waiter, measured on
+ * every commit of a busy w1 run).
  */
 int
 fsgroup_sync(struct fsgroup *fg)

@@ -108,10 +108,11 @@ def test_session_ms(bench):
         ("w1", "petrel"): {"ingest_rate": 5000.0},
         ("w1s4", "petrel"): {"ingest_rate": 2000.0},
         ("w2", "petrel"): {"error": "failed"}}}
-    assert bench.session_ms(res, "w1", "petrel") == pytest.approx(4.0)
-    assert bench.session_ms(res, "w1s4", "petrel") == pytest.approx(2.0)
-    assert bench.session_ms(res, "w2", "petrel") is None
-    assert bench.session_ms(res, "w3", "petrel") is None
+    w = {x[0]: x for x in bench.WORKLOADS}
+    assert bench.session_ms(res, w["w1"], "petrel") == pytest.approx(4.0)
+    assert bench.session_ms(res, w["w1s4"], "petrel") == pytest.approx(2.0)
+    assert bench.session_ms(res, w["w2"], "petrel") is None
+    assert bench.session_ms(res, w["w3"], "petrel") is None
 
 
 def _full_run(bench, r):

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/newfile.h"
 #include "core/util.h"
 #include "core/workq.h"
 #include "deliver/local.h"
@@ -179,6 +180,8 @@ cli_serve(int argc, char **argv)
 	ctx.base = event_base_new();
 	if (ctx.base == NULL)
 		log_fatal("- serve event_base_new failed");
+	/* before any thread writes a file */
+	newfile_set_fsync_names(cfg->always_dir_sync ? -1 : 0);
 	wq = workq_new(ctx.base, cfg->workers);
 	if ((sp = spool_open(cfg->spool_dir)) == NULL)
 		log_fatal("- serve cannot open spool %s: %s", cfg->spool_dir,

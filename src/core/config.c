@@ -158,6 +158,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("queue", max_deliveries, CONFIG_T_INT, 1, 1000, "16"),
 	CONFIG_KEY("queue", direct_local, CONFIG_T_BOOL, 0, 0, "yes"),
 	CONFIG_KEY("queue", batch_sync, CONFIG_T_BOOL, 0, 0, "yes"),
+	CONFIG_KEY("queue", always_dir_sync, CONFIG_T_BOOL, 0, 0, "no"),
 };
 
 #define CONFIG_NKEYS	ARRAY_LEN(config_keys)

@@ -125,6 +125,9 @@ struct config {
 	bool	 batch_sync;		/* a pass writing several Maildir
 					   files syncs them with one syncfs;
 					   default yes */
+	bool	 always_dir_sync;	/* fsync a new file's directory even
+					   where the file's fsync covers its
+					   name (newfile.h); default no */
 };
 
 /*

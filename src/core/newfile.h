@@ -45,7 +45,8 @@ int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);
 /*
  * newfile_publish(), and the entry made durable too: dir (dst's
  * directory) synced through ds (dirsync.h; NULL: a plain fsync). For the
- * unnamed file that sync runs while its fsync does. *named says whether
+ * unnamed file that sync runs while its fsync does, and is left out
+ * where the fsync covers the name (newfile_fsync_names()). *named says whether
  * dst exists afterwards. 0, or -1 with errno set; with *named true the
  * file is durable and only the directory sync failed (the caller removes
  * or keeps it).
@@ -62,6 +63,14 @@ int	newfile_publish_sync(struct newfile *nf, const char *dst,
  */
 int	newfile_link(struct newfile *nf, const char *dst);
 
+/*
+ * Does an fsync of a file just linked into a directory also make that
+ * name durable, on the filesystem of fd (any descriptor on it)? Yes on
+ * ext4 served by the ext4 driver, on XFS, and on tmpfs (nothing there
+ * is durable); no elsewhere. Asked once per device; for worker threads.
+ */
+bool	newfile_fsync_names(int fd);
+
 /* Close and forget a file that was not published (safe to call twice,
    and after a publish). */
 void	newfile_discard(struct newfile *nf);
@@ -69,6 +78,9 @@ void	newfile_discard(struct newfile *nf);
 /* For tests: false makes every later open take the named fallback; true
    goes back to asking what the system can do. */
 void	newfile_allow_unnamed(bool allow);
+/* -1 makes newfile_fsync_names() say no everywhere ([queue]
+   always_dir_sync), 1 yes (tests), 0 ask the filesystem (the default). */
+void	newfile_set_fsync_names(int mode);
 /* For tests: false links unnamed files through /proc/self/fd even where
    AT_EMPTY_PATH would work; true goes back to trying it. */
 void	newfile_allow_empty_path(bool allow);

@@ -7,6 +7,8 @@ import re
 import signal
 import subprocess
 
+import pytest
+
 from helpers import (begin, check_delivered, ehlo, expect, log_lines, qid,
                      send_message, wait_until)
 
@@ -50,14 +52,15 @@ def test_two_mailboxes_before_250(make_petrel, raw):
         assert p.tmp_files() == []
 
 
-class SyncfsTrace:
-    """strace on a running petrel, counting its syncfs(2) calls."""
+class SyncTrace:
+    """strace on a running petrel, counting its syncfs(2) calls and its
+    fsync(2) calls on files and on Maildir new/ directories."""
 
     def __init__(self, pid, out):
         self.out = out
         self.proc = subprocess.Popen(
-            ["strace", "-f", "-e", "trace=syncfs", "-o", str(out),
-             "-p", str(pid)], stderr=subprocess.PIPE, text=True)
+            ["strace", "-f", "-y", "-e", "trace=syncfs,fsync", "-o",
+             str(out), "-p", str(pid)], stderr=subprocess.PIPE, text=True)
         # trace only once every thread petrel has is traced (later ones
         # are followed): strace says "Process N attached with M threads"
         # after attaching them all, or "Process N attached" for each
@@ -70,28 +73,47 @@ class SyncfsTrace:
             attached += int(m.group(1) or 1)
 
     def stop(self):
+        """Counts: "syncfs"; fsyncs of a "new/", of an unnamed file
+        ("files": O_TMPFILE, shown as deleted) and of anything "other"."""
         self.proc.send_signal(signal.SIGINT)    # strace detaches
         self.proc.wait(timeout=10)
         self.proc.stderr.close()
-        return sum("syncfs(" in line for line in self.out.read_text()
-                   .splitlines())
+        got = {"syncfs": 0, "new": 0, "files": 0, "other": 0}
+        for line in self.out.read_text().splitlines():
+            if "syncfs(" in line:
+                got["syncfs"] += 1
+            # a call on one line, or begun on one ("<unfinished ...>")
+            elif m := re.search(r"fsync\(\d+<(.*?)>(\(deleted\))?"
+                                r"(\)|  ?<unfinished)", line):
+                got["files" if m.group(2) else "new"
+                    if m.group(1).endswith("/new") else "other"] += 1
+        return got
 
 
-def the_one(msgs, content):
-    """The one message among msgs with content's Subject line."""
-    got = [m for m in msgs if content.split(b"\r\n")[0] + b"\n" in m]
-    assert len(got) == 1, (content, len(got))
-    return got[0]
+def fsync_covers_names(path):
+    """Does an fsync of a file linked into a directory under path make its
+    name durable too, by petrel's reckoning (newfile_fsync_names())?"""
+    kind = int(subprocess.run(["stat", "-f", "-c", "%t", str(path)],
+                              capture_output=True, text=True,
+                              check=True).stdout, 16)
+    if kind in (0x58465342, 0x01021994):    # XFS, tmpfs
+        return True
+    if kind != 0xEF53:
+        return False
+    dev = os.stat(path).st_dev
+    try:
+        name = os.path.basename(os.readlink(
+            f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}"))
+    except OSError:
+        return False
+    return os.path.exists(f"/sys/fs/ext4/{name}")
 
 
-def test_busy_commits_share_a_filesystem_sync(make_petrel, raw, tmp_path):
-    """One-mailbox deliveries at commit: one at a time, each file and new/
-    get an fsync of their own (no syncfs); 20 commits at once share syncs
-    of the filesystem (batch_sync). Every copy is there before its 250,
-    once."""
-    p = make_petrel(users=["alice@localhost"],
-                    extra={"server.workers": "8"})
-    trace = SyncfsTrace(p.proc.pid, tmp_path / "strace.out")
+def alone_then_busy(p, raw, tmp_path):
+    """3 messages one after the other, then 20 whose commits run at once,
+    all for alice: each copy there before its 250, once. The traces of
+    the two parts."""
+    trace = SyncTrace(p.proc.pid, tmp_path / "strace.out")
     try:
         r = raw(p.port)
         for n in range(1, 4):
@@ -100,7 +122,7 @@ def test_busy_commits_share_a_filesystem_sync(make_petrel, raw, tmp_path):
             check_delivered(the_one(p.messages("alice"), content), content,
                             qid=q)
         alone = trace.stop()
-        trace = SyncfsTrace(p.proc.pid, tmp_path / "strace2.out")
+        trace = SyncTrace(p.proc.pid, tmp_path / "strace2.out")
         conns = []
         for n in range(20):
             c = raw(p.port)
@@ -119,11 +141,45 @@ def test_busy_commits_share_a_filesystem_sync(make_petrel, raw, tmp_path):
     finally:
         if trace.proc.poll() is None:
             trace.stop()
-    assert alone == 0
-    assert busy >= 1
     assert p.queue_files() == []
     assert p.tmp_files() == []
     assert len(p.messages("alice")) == 23
+    return alone, busy
+
+
+def the_one(msgs, content):
+    """The one message among msgs with content's Subject line."""
+    got = [m for m in msgs if content.split(b"\r\n")[0] + b"\n" in m]
+    assert len(got) == 1, (content, len(got))
+    return got[0]
+
+
+def test_busy_commits_share_a_filesystem_sync(make_petrel, raw, tmp_path):
+    """One-mailbox deliveries at commit, with every directory synced
+    (always_dir_sync): one at a time, each file and new/ get an fsync of
+    their own (no syncfs); 20 commits at once share syncs of the
+    filesystem (batch_sync)."""
+    p = make_petrel(users=["alice@localhost"],
+                    extra={"server.workers": "8",
+                           "queue.always_dir_sync": "yes"})
+    alone, busy = alone_then_busy(p, raw, tmp_path)
+    assert alone["syncfs"] == 0
+    assert alone["new"] >= 1 and alone["files"] >= 3
+    assert busy["syncfs"] >= 1
+
+
+def test_lone_fsync_covers_the_name(make_petrel, raw, tmp_path):
+    """Where a file's fsync makes its new name durable (ext4, XFS,
+    tmpfs), a one-mailbox delivery takes that fsync alone, at any load:
+    no fsync of new/, no filesystem sync."""
+    p = make_petrel(users=["alice@localhost"],
+                    extra={"server.workers": "8"})
+    if not fsync_covers_names(p.mail):
+        pytest.skip(f"{p.mail}: a file's fsync does not cover its name")
+    alone, busy = alone_then_busy(p, raw, tmp_path)
+    # "other": the directories above new/, made at the first delivery
+    assert (alone["syncfs"], alone["new"], alone["files"]) == (0, 0, 3)
+    assert (busy["syncfs"], busy["new"], busy["files"]) == (0, 0, 20)
 
 
 def test_big_message_two_mailboxes(make_petrel, raw):

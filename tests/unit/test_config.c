@@ -156,6 +156,8 @@ assert_defaults(const struct config *c)
 	assert_int_equal(c->max_lifetime, 432000);
 	assert_int_equal(c->max_deliveries, 16);
 	assert_true(c->direct_local);
+	assert_true(c->batch_sync);
+	assert_false(c->always_dir_sync);
 	assert_int_equal(c->connection_reuse_time, 5);
 }
 
@@ -420,6 +422,9 @@ static const struct key_case {
 	BAD("queue", direct_local, "", "'': use yes or no"),
 	BAD("queue", direct_local, "Yes", "'Yes': use yes or no"),
 	BAD("queue", direct_local, "1", "'1': use yes or no"),
+	OK_B("queue", always_dir_sync, "yes", 1),
+	OK_B("queue", always_dir_sync, "no", 0),
+	BAD("queue", always_dir_sync, "auto", "'auto': use yes or no"),
 };
 
 /* Each case as line 3 of a file, after a comment and its section. */

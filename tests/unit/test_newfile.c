@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include "core/newfile.h"
@@ -77,6 +79,7 @@ teardown(void **state)
 	free(f);
 	newfile_allow_unnamed(true);
 	newfile_allow_empty_path(true);
+	newfile_set_fsync_names(0);
 	return 0;
 }
 
@@ -208,6 +211,70 @@ test_taken_name(void **state)
 	assert_int_equal(fs_entries(f->tmp), 0);
 }
 
+/* Which filesystems an fsync covers a new name on, and the tests' say. */
+static void
+test_fsync_names(void **state)
+{
+	struct statfs	 sf;
+	int		 shm = -1, proc;
+
+	(void)state;
+	/* procfs: no such promise */
+	proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(proc != -1);
+	assert_false(newfile_fsync_names(proc));
+	assert_false(newfile_fsync_names(proc));	/* the cached answer */
+	/* tmpfs: nothing is durable there, so nothing needs a sync */
+	if (statfs("/dev/shm", &sf) == 0 && sf.f_type == TMPFS_MAGIC) {
+		shm = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_true(shm != -1);
+		assert_true(newfile_fsync_names(shm));
+	}
+	newfile_set_fsync_names(1);
+	assert_true(newfile_fsync_names(proc));
+	newfile_set_fsync_names(-1);
+	if (shm != -1)
+		assert_false(newfile_fsync_names(shm));
+	newfile_set_fsync_names(0);
+	assert_false(newfile_fsync_names(proc));
+	if (shm != -1)
+		close(shm);
+	close(proc);
+}
+
+/*
+ * newfile_publish_sync() leaves the directory's sync out only where the
+ * file's fsync covers the name: told to sync a directory that is not
+ * there, it fails when it syncs it and succeeds when it does not.
+ */
+static void
+test_publish_sync_dir(void **state)
+{
+	struct fixture	*f = *state;
+	struct newfile	 nf;
+	char		 dst[128], gone[128];
+	bool		 named;
+
+	if (!tmpfile_works(f->tmp))
+		skip();
+	snprintf(gone, sizeof(gone), "%s/gone", f->base);
+	for (int mode = -1; mode <= 1; mode += 2) {
+		newfile_set_fsync_names(mode);
+		snprintf(dst, sizeof(dst), "%s/m%d", f->out, mode + 1);
+		assert_int_equal(newfile_open(&nf, f->tmp, "s", 0600), 0);
+		assert_int_equal(write(nf.fd, "body\n", 5), 5);
+		errno = 0;
+		assert_int_equal(newfile_publish_sync(&nf, dst, false, NULL,
+		    gone, &named), mode > 0 ? 0 : -1);
+		if (mode < 0)
+			assert_int_equal(errno, ENOENT);
+		assert_true(named);	/* the file is whole either way */
+		assert_content(dst, "body\n");
+		newfile_discard(&nf);
+	}
+	assert_int_equal(fs_entries(f->out), 2);
+}
+
 int
 main(void)
 {
@@ -220,6 +287,9 @@ main(void)
 		    setup_unnamed, teardown),
 		cmocka_unit_test_setup_teardown(test_taken_name,
 		    setup_unnamed, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_sync_dir,
+		    setup_unnamed, teardown),
+		cmocka_unit_test(test_fsync_names),
 		cmocka_unit_test_setup_teardown(test_publish, setup_proc,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_missing_dirs,

@@ -25,15 +25,20 @@
  * acknowledges (or removes the queue file) only after both.
  *
  * Where the file's own fsync already makes the name it was linked under
- * durable (newfile_fsync_names()), the directory sync is left out. On
- * ext4 with a journal, the link changed the inode in the transaction
- * that the fsync commits; without one, ext4_add_entry() marks the inode
- * EXT4_STATE_NEWENTRY and the fsync writes the parent's blocks and inode
- * before its cache flush (ext4_sync_parent()); on XFS the link logged
- * the inode, and the fsync forces the log up to it. All deliveries to
- * one Maildir share its new/, so their directory syncs queue behind each
- * other: leaving them out made w1 (20 sessions, one mailbox) 7% faster,
- * w3 8% and w1s4 12% (bench/README.md).
+ * durable (newfile_fsync_names()), the directory sync is left out: on
+ * ext4 with a journal, the link changed the file's inode and the
+ * directory in one transaction, which the fsync commits and waits for;
+ * on XFS the link logged the inode, and the fsync forces the log up to
+ * it. Not on ext4 without a journal: its fsync does write the new
+ * entry's directory block (ext4_sync_parent()), but not the directory's
+ * inode unless the VFS marked it dirty, which a link does not (a
+ * directory grown by a block loses the block), and a concurrent fsync
+ * that took the block's write off the directory's list makes the other
+ * return before that write is done. All deliveries to one Maildir share
+ * its new/, so their directory syncs queue behind each other: leaving
+ * them out made w1 (20 sessions, one mailbox) 7% faster, w3 8% and w1s4
+ * 12% on this VM's ext4 (measured without a journal, before that was
+ * found unsafe; 875a621's message).
  */
 #include "core/newfile.h"
 
@@ -112,17 +117,19 @@ proc_ok(void)
 }
 
 /*
- * Is the ext4 driver the one serving block device dev? ext2 shares
- * ext4's magic number but may be served by its own driver, whose fsync
- * leaves the parent directory alone. The ext4 driver lists each of its
- * filesystems as /sys/fs/ext4/<device name>. Without /sys: no.
+ * Does the ext4 driver serve block device dev with a journal? ext2 shares
+ * ext4's magic number but may be served by its own driver. The ext4
+ * driver lists each of its filesystems as /sys/fs/ext4/<device name>,
+ * whose journal_task names the journal's thread (a pid), or "<none>".
+ * Without /sys: no.
  */
 static bool
-ext4_driver(dev_t dev)
+ext4_journaled(dev_t dev)
 {
-	char		 link[64], target[PATH_MAX], path[PATH_MAX + 16];
+	char		 link[64], target[PATH_MAX], path[PATH_MAX + 32], c;
 	const char	*name;
 	ssize_t		 n;
+	int		 fd;
 
 	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(dev),
 	    minor(dev));
@@ -130,8 +137,12 @@ ext4_driver(dev_t dev)
 		return false;
 	target[n] = '\0';
 	name = (name = strrchr(target, '/')) != NULL ? name + 1 : target;
-	snprintf(path, sizeof(path), "/sys/fs/ext4/%s", name);
-	return access(path, F_OK) == 0;
+	snprintf(path, sizeof(path), "/sys/fs/ext4/%s/journal_task", name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return false;
+	n = read(fd, &c, 1);
+	close(fd);
+	return n == 1 && c >= '0' && c <= '9';
 }
 
 /* The answer for the filesystem of fd (st: its fstat), asked once. */
@@ -144,7 +155,7 @@ fsync_names_ask(int fd, const struct stat *st)
 		return false;
 	switch (sf.f_type) {
 	case EXT4_SUPER_MAGIC:
-		return ext4_driver(st->st_dev);
+		return ext4_journaled(st->st_dev);
 	case XFS_SUPER_MAGIC:
 	case TMPFS_MAGIC:	/* nothing outlives a reboot: no sync helps */
 		return true;

@@ -66,8 +66,10 @@ int	newfile_link(struct newfile *nf, const char *dst);
 /*
  * Does an fsync of a file just linked into a directory also make that
  * name durable, on the filesystem of fd (any descriptor on it)? Yes on
- * ext4 served by the ext4 driver, on XFS, and on tmpfs (nothing there
- * is durable); no elsewhere. Asked once per device; for worker threads.
+ * ext4 with a journal (served by the ext4 driver), on XFS, and on tmpfs
+ * (nothing there is durable); no elsewhere, ext4 without a journal
+ * included (newfile.c says why). Asked once per device; for worker
+ * threads.
  */
 bool	newfile_fsync_names(int fd);
 

@@ -81,8 +81,9 @@ struct sched {
 	unsigned		 running;
 	size_t			 count;
 	_Atomic unsigned	 committing;	/* sched_commit() not done yet */
-	bool			 lone_fsync;	/* mail_dir: a file's fsync makes
-						   its new name durable too */
+	bool			 lone_fsync;	/* mail_dir: a file's fsync
+						   makes its new name durable
+						   too */
 	bool			 stopping;
 };
 
@@ -1305,7 +1306,8 @@ sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
 		log_warn("queue: no batched syncs for %s: %s (an fsync per "
 		    "file)", cfg->mail_dir, strerror(errno));
 	if (s->fg != NULL) {
-		int fd = open(cfg->mail_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = open(cfg->mail_dir,
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 		s->lone_fsync = fd != -1 && newfile_fsync_names(fd);
 		if (fd != -1)

@@ -14,6 +14,11 @@
  * short, not latency, and this saves two thread handoffs per caller, and
  * flushes (measured at 4 SMTP sessions: 5% less CPU per message, 0.17
  * fewer cache flushes; alone, the overlap keeps 12% of the rate).
+ *
+ * dirsync_begin_alone() marks the entry held until its ticket ends, after
+ * waiting for any holder and any sync of the directory under way; its
+ * own sync then runs as any other. Plain tickets do not wait for a
+ * holder: on one directory a user takes one kind or the other.
  */
 #include "core/dirsync.h"
 
@@ -37,6 +42,8 @@ struct dirsync_dir {
 	int			 err;		/* errno of that failure */
 	bool			 syncing;
 	bool			 queued;	/* on the syncers' list */
+	bool			 held;		/* by a dirsync_begin_alone()
+						   ticket */
 	unsigned		 refs;		/* tickets, and one while queued
 						   or on a syncer */
 	unsigned		 remote;	/* tickets a syncer serves */
@@ -194,13 +201,23 @@ syncer(void *arg)
 	return NULL;
 }
 
-void
-dirsync_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t)
+static void
+ticket_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t,
+    bool alone)
 {
-	*t = (struct dirsync_ticket){ .ds = ds, .path = dir };
+	*t = (struct dirsync_ticket){ .ds = ds, .path = dir, .alone = alone };
 	if (ds == NULL)
 		return;
 	pthread_mutex_lock(&ds->mtx);
+	if (alone) {
+		struct dirsync_dir *d = dir_get(ds, dir);
+
+		d->refs++;	/* kept while waiting: d stays */
+		while (d->held || d->syncing || d->queued)
+			pthread_cond_wait(&d->cond, &ds->mtx);
+		d->held = true;
+		d->refs--;	/* taken again below, for the ticket */
+	}
 	t->here = ds->inflight++ > 0 ||
 	    (ds->busy != NULL && atomic_load(ds->busy) > 1);
 	if (!t->here && ds->idle == 0 && ds->nthreads < DIRSYNC_THREADS) {
@@ -221,6 +238,19 @@ dirsync_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t)
 		dir_queue(ds, t->d);
 	}
 	pthread_mutex_unlock(&ds->mtx);
+}
+
+void
+dirsync_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t)
+{
+	ticket_begin(ds, dir, t, false);
+}
+
+void
+dirsync_begin_alone(struct dirsync *ds, const char *dir,
+    struct dirsync_ticket *t)
+{
+	ticket_begin(ds, dir, t, true);
 }
 
 /* On the caller's thread (others under way, or no syncer threads): it
@@ -277,6 +307,10 @@ dirsync_end(struct dirsync_ticket *t)
 			rc = -1;
 			err = d->err;
 		}
+	}
+	if (t->alone) {
+		d->held = false;
+		pthread_cond_broadcast(&d->cond);
 	}
 	dir_put(ds, d);
 	pthread_mutex_unlock(&ds->mtx);

@@ -43,8 +43,19 @@ struct dirsync_ticket {
 	uint64_t		 mine;
 	const char		*path;	/* borrowed */
 	bool			 here;	/* synced by the caller at the end */
+	bool			 alone;	/* holds dir: dirsync_begin_alone() */
 };
 void		 dirsync_begin(struct dirsync *ds, const char *dir,
+		    struct dirsync_ticket *t);
+/*
+ * The same, but the ticket also holds dir until its end: a second
+ * dirsync_begin_alone() of dir waits here for it, and a plain ticket's
+ * sync of dir waits for it too. For filesystems where two fsyncs that
+ * write one directory's blocks at once can miss each other's writes
+ * (newfile_fsync_races()): the caller's file fsync, which may write dir's
+ * blocks, and dir's sync then run with no other of ours on dir.
+ */
+void		 dirsync_begin_alone(struct dirsync *ds, const char *dir,
 		    struct dirsync_ticket *t);
 int		 dirsync_end(struct dirsync_ticket *t);
 

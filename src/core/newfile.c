@@ -39,6 +39,15 @@
  * them out made w1 (20 sessions, one mailbox) 7% faster, w3 8% and w1s4
  * 12% on this VM's ext4 (measured without a journal, before that was
  * found unsafe; 875a621's message).
+ *
+ * That second flaw is also why, on ext4 without a journal
+ * (newfile_fsync_races()), a publish holds its directory from its file's
+ * fsync to the end of the directory's sync (dirsync_begin_alone()): the
+ * file's first fsync after its link writes the directory's blocks
+ * (ext4_sync_parent()), so two commits' fsyncs side by side could each
+ * return while the other's write of the block holding its name is still
+ * on its way. One commit's own two fsyncs may overlap: it waits for both,
+ * and whichever took the block waits for its write and then flushes.
  */
 #include "core/newfile.h"
 
@@ -66,12 +75,17 @@ static atomic_int newfile_empty;
 /* 0: ask the filesystem; -1: no (always_dir_sync); 1: yes (tests) */
 static atomic_int newfile_names_forced;
 
-/* newfile_fsync_names() per device: a process writes to one or two */
+/* 0: ask the filesystem; -1: no; 1: yes (tests) */
+static atomic_int newfile_races_forced;
+
+/* newfile_fsync_names() and newfile_fsync_races() per device: a process
+   writes to one or two */
 #define NEWFILE_NAMES_DEVS	8
 static pthread_mutex_t newfile_names_mtx = PTHREAD_MUTEX_INITIALIZER;
 struct newfile_dev {
 	dev_t	 dev;
 	bool	 covers;
+	bool	 races;
 };
 static struct newfile_dev newfile_names[NEWFILE_NAMES_DEVS];
 					/* guarded by newfile_names_mtx */
@@ -145,51 +159,95 @@ ext4_journaled(dev_t dev)
 	return n == 1 && c >= '0' && c <= '9';
 }
 
-/* The answer for the filesystem of fd (st: its fstat), asked once. */
-static bool
-fsync_names_ask(int fd, const struct stat *st)
+/* The answers for the filesystem of fd (st: its fstat), asked once. */
+static void
+fsync_ask(int fd, const struct stat *st, struct newfile_dev *nd)
 {
 	struct statfs	 sf;
 
+	*nd = (struct newfile_dev){ .dev = st->st_dev };
 	if (fstatfs(fd, &sf) == -1)
-		return false;
+		return;
 	switch (sf.f_type) {
-	case EXT4_SUPER_MAGIC:
-		return ext4_journaled(st->st_dev);
+	case EXT4_SUPER_MAGIC:	/* ext2 and ext3 too, by either driver */
+		nd->covers = ext4_journaled(st->st_dev);
+		nd->races = !nd->covers;
+		break;
 	case XFS_SUPER_MAGIC:
 	case TMPFS_MAGIC:	/* nothing outlives a reboot: no sync helps */
-		return true;
+		nd->covers = true;
+		break;
 	default:
-		return false;
+		break;
 	}
 }
 
-bool
-newfile_fsync_names(int fd)
+/* The cached answers for fd's device; false if fd cannot be asked. */
+static bool
+fsync_dev(int fd, struct newfile_dev *nd)
 {
 	struct stat	 st;
-	int		 forced = atomic_load(&newfile_names_forced);
-	bool		 covers;
 
-	if (forced != 0)
-		return forced > 0;
 	if (fstat(fd, &st) == -1)
 		return false;
 	pthread_mutex_lock(&newfile_names_mtx);
 	for (size_t i = 0; i < newfile_names_len; i++)
 		if (newfile_names[i].dev == st.st_dev) {
-			covers = newfile_names[i].covers;
+			*nd = newfile_names[i];
 			pthread_mutex_unlock(&newfile_names_mtx);
-			return covers;
+			return true;
 		}
 	pthread_mutex_unlock(&newfile_names_mtx);
-	covers = fsync_names_ask(fd, &st);
+	fsync_ask(fd, &st, nd);
 	pthread_mutex_lock(&newfile_names_mtx);
 	if (newfile_names_len < NEWFILE_NAMES_DEVS)
-		newfile_names[newfile_names_len++] = (struct newfile_dev){
-		    .dev = st.st_dev, .covers = covers };
+		newfile_names[newfile_names_len++] = *nd;
 	pthread_mutex_unlock(&newfile_names_mtx);
-	return covers;
+	return true;
+}
+
+bool
+newfile_fsync_names(int fd)
+{
+	struct newfile_dev nd;
+	int		 forced = atomic_load(&newfile_names_forced);
+
+	if (forced != 0)
+		return forced > 0;
+	return fsync_dev(fd, &nd) && nd.covers;
+}
+
+bool
+newfile_fsync_races(int fd)
+{
+	struct newfile_dev nd;
+	int		 forced = atomic_load(&newfile_races_forced);
+
+	if (forced != 0)
+		return forced > 0;
+	return fsync_dev(fd, &nd) && nd.races;
+}
+
+/* newfile_fsync_races() for fd, or where fd is -1 for the directory dir */
+static bool
+races_of(int fd, const char *dir)
+{
+	bool	 races;
+	int	 dfd;
+
+	if (fd != -1)
+		return newfile_fsync_races(fd);
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return true;	/* its sync fails anyway; hold it */
+	races = newfile_fsync_races(dfd);
+	close(dfd);
+	return races;
+}
+
+void
+newfile_set_fsync_races(int mode)
+{
+	atomic_store(&newfile_races_forced, mode);
 }
 
 void
@@ -295,7 +353,9 @@ publish_unnamed(struct newfile *nf, const char *dst, bool sync,
 	nf->fd = -1;
 	if (dir != NULL && sync && newfile_fsync_names(fd))
 		dir = NULL;	/* the fsync makes the name durable too */
-	if (dir != NULL)
+	if (dir != NULL && newfile_fsync_races(fd))
+		dirsync_begin_alone(ds, dir, &t);
+	else if (dir != NULL)
 		dirsync_begin(ds, dir, &t);
 	rc = sync ? fsync(fd) : 0;
 	saved = errno;
@@ -334,13 +394,20 @@ int
 newfile_publish_sync(struct newfile *nf, const char *dst, bool datasync,
     struct dirsync *ds, const char *dir, bool *named)
 {
+	struct dirsync_ticket t;
+	bool	 races;
+
 	*named = false;
 	if (nf->tmp == NULL)
 		return publish_unnamed(nf, dst, true, ds, dir, named);
+	races = races_of(nf->fd, dir);
 	if (publish_named(nf, dst, datasync, true) == -1)
 		return -1;
 	*named = true;
-	return dirsync_sync(ds, dir);
+	if (!races)
+		return dirsync_sync(ds, dir);
+	dirsync_begin_alone(ds, dir, &t);	/* no sync of ours beside */
+	return dirsync_end(&t);
 }
 
 int

@@ -46,8 +46,9 @@ int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);
  * newfile_publish(), and the entry made durable too: dir (dst's
  * directory) synced through ds (dirsync.h; NULL: a plain fsync). For the
  * unnamed file that sync runs while its fsync does, and is left out
- * where the fsync covers the name (newfile_fsync_names()). *named says whether
- * dst exists afterwards. 0, or -1 with errno set; with *named true the
+ * where the fsync covers the name (newfile_fsync_names()); where
+ * newfile_fsync_races(), the file's fsync and that sync hold dir
+ * (dirsync_begin_alone()). *named says whether dst exists afterwards. 0, or -1 with errno set; with *named true the
  * file is durable and only the directory sync failed (the caller removes
  * or keeps it).
  */
@@ -73,6 +74,18 @@ int	newfile_link(struct newfile *nf, const char *dst);
  */
 bool	newfile_fsync_names(int fd);
 
+/*
+ * Can two fsyncs that write the blocks of one directory at once miss each
+ * other's writes, on the filesystem of fd? Yes on ext4 (and ext2, ext3)
+ * without a journal: an fsync takes the directory's dirty blocks off its
+ * list while it writes them, and another fsync that finds the list empty
+ * returns without waiting for those writes (fsync_buffers_list()). A
+ * file's first fsync after its link writes its directory's blocks too.
+ * Such fsyncs of ours on one directory run one commit at a time
+ * (dirsync_begin_alone()). Asked once per device.
+ */
+bool	newfile_fsync_races(int fd);
+
 /* Close and forget a file that was not published (safe to call twice,
    and after a publish). */
 void	newfile_discard(struct newfile *nf);
@@ -83,6 +96,9 @@ void	newfile_allow_unnamed(bool allow);
 /* -1 makes newfile_fsync_names() say no everywhere ([queue]
    always_dir_sync), 1 yes (tests), 0 ask the filesystem (the default). */
 void	newfile_set_fsync_names(int mode);
+/* For tests: 1 makes newfile_fsync_races() say yes everywhere, -1 no, 0
+   ask the filesystem (the default). */
+void	newfile_set_fsync_races(int mode);
 /* For tests: false links unnamed files through /proc/self/fd even where
    AT_EMPTY_PATH would work; true goes back to trying it. */
 void	newfile_allow_empty_path(bool allow);

@@ -321,6 +321,7 @@ spool_journal_append(const struct spool *sp, const char *id,
 	char	 path[4096];
 	int	 fd, rc = -1;
 	struct stat st;
+	struct dirsync_ticket t;
 	bool	 created;
 
 	spool_journal_path(sp, id, path, sizeof(path));
@@ -328,13 +329,23 @@ spool_journal_append(const struct spool *sp, const char *id,
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return -1;
-	if (io_write_all(fd, line, len) == -1 || fdatasync(fd) == -1)
+	if (io_write_all(fd, line, len) == -1)
 		goto out;
-	rc = 0;
+	if (!created) {
+		rc = fdatasync(fd);
+		goto out;
+	}
+	/* a new name in queue/: the first fdatasync writes queue/'s blocks
+	   too, so where that races with commits' syncs it holds queue/ */
+	if (newfile_fsync_races(fd))
+		dirsync_begin_alone(sp->ds, sp->queue_dir, &t);
+	else
+		dirsync_begin(sp->ds, sp->queue_dir, &t);
+	rc = fdatasync(fd);
+	if (dirsync_end(&t) == -1)
+		rc = -1;
 out:
 	if (close(fd) == -1)
-		rc = -1;
-	if (rc == 0 && created && fsync_dir(sp->queue_dir) == -1)
 		rc = -1;
 	return rc;
 }

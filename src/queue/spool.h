@@ -103,8 +103,9 @@ void		 spool_path(const struct spool *sp, const char *id, char *out,
 void		 spool_journal_path(const struct spool *sp, const char *id,
 		    char *out, size_t cap);
 /*
- * Append a journal line durably (open O_APPEND, write, fdatasync; fsync of
- * queue/ when the journal is new). Blocking: call from a worker. 0 or -1.
+ * Append a journal line durably (open O_APPEND, write, fdatasync; a sync
+ * of queue/ through the spool's dirsync when the journal is new).
+ * Blocking: call from a worker. 0 or -1.
  */
 int		 spool_journal_append(const struct spool *sp, const char *id,
 		    const char *line, size_t len);

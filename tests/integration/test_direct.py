@@ -54,13 +54,15 @@ def test_two_mailboxes_before_250(make_petrel, raw):
 
 class SyncTrace:
     """strace on a running petrel, counting its syncfs(2) calls and its
-    fsync(2) calls on files and on Maildir new/ directories."""
+    fsync(2) calls on files and on Maildir new/ directories; with times,
+    also when each fsync began and ended."""
 
-    def __init__(self, pid, out):
+    def __init__(self, pid, out, times=False):
         self.out = out
         self.proc = subprocess.Popen(
-            ["strace", "-f", "-y", "-e", "trace=syncfs,fsync", "-o",
-             str(out), "-p", str(pid)], stderr=subprocess.PIPE, text=True)
+            ["strace", "-f", "-y", *(["-ttt", "-T"] if times else []),
+             "-e", "trace=syncfs,fsync", "-o", str(out), "-p", str(pid)],
+            stderr=subprocess.PIPE, text=True)
         # trace only once every thread petrel has is traced (later ones
         # are followed): strace says "Process N attached with M threads"
         # after attaching them all, or "Process N attached" for each
@@ -71,6 +73,23 @@ class SyncTrace:
             m = re.search(r"attached(?: with (\d+) threads)?$", line.strip())
             assert m, line
             attached += int(m.group(1) or 1)
+
+    def intervals(self):
+        """After stop(), of a trace with times: (start, end, path) of each
+        fsync, path as strace shows the descriptor."""
+        out, begun = [], {}
+        for line in self.out.read_text().splitlines():
+            pid, at, call = line.split(None, 2)
+            fd = r"fsync\(\d+<(.*?)>(\(deleted\))?"
+            if m := re.match(fd + r"\) += \S+ <([\d.]+)>$", call):
+                out.append((float(at), float(at) + float(m.group(3)),
+                            m.group(1) + (m.group(2) or "")))
+            elif m := re.match(fd + r" <unfinished", call):
+                begun[pid] = (float(at), m.group(1) + (m.group(2) or ""))
+            elif m := re.match(r"<\.\.\. fsync resumed>.* <([\d.]+)>$", call):
+                start, path = begun.pop(pid)
+                out.append((start, start + float(m.group(1)), path))
+        return out
 
     def stop(self):
         """Counts: "syncfs"; fsyncs of a "new/", of an unnamed file
@@ -207,6 +226,50 @@ def test_lone_fsync_covers_the_name(mounted_fs, make_petrel, raw, tmp_path,
         assert (alone["syncfs"], alone["files"]) == (0, 3)
         assert alone["new"] >= 1
         assert busy["syncfs"] >= 1
+
+
+def test_racing_fsyncs_take_turns(mounted_fs, make_petrel, raw, tmp_path):
+    """On ext4 without a journal two fsyncs that write one directory's
+    blocks at once can miss each other's writes (newfile.h), and a file's
+    first fsync after its link writes new/'s blocks: commits to one
+    Maildir too few to share a filesystem sync (4 at once, 6 times) make
+    those fsyncs one after the other, never two files' at once. Each copy
+    is there before its 250, once."""
+    mail = mounted_fs("ext4-nojournal") / "mail"
+    p = make_petrel(users=["alice@localhost"], start=False,
+                    extra={"server.workers": "8",
+                           "server.mail_dir": str(mail)})
+    p.mail = mail
+    p.start()
+    send_message(raw(p.port), b"Subject: first\r\n\r\nx\r\n")  # mkdirs
+    trace = SyncTrace(p.proc.pid, tmp_path / "strace.out", times=True)
+    try:
+        for rnd in range(6):
+            conns = []
+            for n in range(4):
+                c = raw(p.port)
+                begin(c)
+                conns.append(c)
+            contents = [b"Subject: turn %d.%d\r\n\r\nx\r\n" % (rnd, n)
+                        for n in range(4)]
+            for c, content in zip(conns, contents):
+                c.send(content + b".\r\n")
+            ids = [qid(c.reply()) for c in conns]
+            msgs = p.messages("alice")
+            for content, q in zip(contents, ids):
+                check_delivered(the_one(msgs, content), content, qid=q)
+        counts = trace.stop()
+    finally:
+        if trace.proc.poll() is None:
+            trace.stop()
+    assert counts["syncfs"] == 0 and counts["files"] == 24, counts
+    files = sorted((a, b) for a, b, path in trace.intervals()
+                   if path.endswith("(deleted)"))
+    assert len(files) == 24
+    for (a1, b1), (a2, b2) in zip(files, files[1:]):
+        assert b1 <= a2, (a1, b1, a2, b2)
+    assert len(p.messages("alice")) == 25
+    assert p.queue_files() == [] and p.tmp_files() == []
 
 
 def test_big_message_two_mailboxes(make_petrel, raw):

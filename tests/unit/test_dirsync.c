@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,53 @@ test_errors(void **state)
 	dirsync_free(NULL);
 }
 
+/* Tickets that hold their directory: one at a time on a directory, side
+   by side on two, and their failures their own. */
+struct alone_arg {
+	struct dirsync	*ds;
+	const char	*dir;
+	_Atomic int	 done;
+};
+
+static void *
+alone_thread(void *p)
+{
+	struct alone_arg *a = p;
+	struct dirsync_ticket t;
+
+	dirsync_begin_alone(a->ds, a->dir, &t);
+	atomic_store(&a->done, 1);
+	if (dirsync_end(&t) != 0)
+		atomic_store(&a->done, 2);
+	return NULL;
+}
+
+static void
+test_alone(void **state)
+{
+	struct dirsync	*ds = dirsync_new();
+	struct dirsync_ticket t, u;
+	struct alone_arg a = { .ds = ds, .dir = "/tmp" };
+	pthread_t	 th;
+
+	(void)state;
+	dirsync_begin_alone(ds, "/tmp", &t);
+	assert_int_equal(pthread_create(&th, NULL, alone_thread, &a), 0);
+	/* another directory is not held */
+	dirsync_begin_alone(ds, "/nonexistent/petrel", &u);
+	errno = 0;
+	assert_int_equal(dirsync_end(&u), -1);
+	assert_int_equal(errno, ENOENT);
+	usleep(100000);
+	assert_int_equal(atomic_load(&a.done), 0);	/* /tmp is held */
+	assert_int_equal(dirsync_end(&t), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(atomic_load(&a.done), 1);
+	dirsync_begin_alone(NULL, "/tmp", &t);		/* no group */
+	assert_int_equal(dirsync_end(&t), 0);
+	dirsync_free(ds);
+}
+
 int
 main(void)
 {
@@ -161,6 +209,7 @@ main(void)
 		cmocka_unit_test(test_many_threads),
 		cmocka_unit_test(test_many_threads_split),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_alone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

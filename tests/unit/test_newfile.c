@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include <linux/magic.h>
 #include <unistd.h>
 
+#include "core/dirsync.h"
 #include "core/newfile.h"
 #include "fs_helpers.h"
 
@@ -237,6 +240,15 @@ test_fsync_names(void **state)
 		assert_false(newfile_fsync_names(shm));
 	newfile_set_fsync_names(0);
 	assert_false(newfile_fsync_names(proc));
+	/* races: only ext4 without a journal, neither of these */
+	assert_false(newfile_fsync_races(proc));
+	if (shm != -1)
+		assert_false(newfile_fsync_races(shm));
+	newfile_set_fsync_races(1);
+	assert_true(newfile_fsync_races(proc));
+	newfile_set_fsync_races(-1);
+	assert_false(newfile_fsync_races(proc));
+	newfile_set_fsync_races(0);
 	if (shm != -1)
 		close(shm);
 	close(proc);
@@ -273,6 +285,72 @@ test_publish_sync_dir(void **state)
 		newfile_discard(&nf);
 	}
 	assert_int_equal(fs_entries(f->out), 2);
+	newfile_set_fsync_names(0);
+}
+
+/*
+ * Where fsyncs race (newfile_fsync_races()), a publish holds its
+ * directory from its file's fsync to the end of the directory's sync:
+ * with the directory held by another ticket it waits, then goes on once
+ * that ticket ends. Both the unnamed and the named fallback.
+ */
+struct held_arg {
+	struct newfile	*nf;
+	struct dirsync	*ds;
+	const char	*dst, *dir;
+	_Atomic int	 done;
+	int		 rc;
+};
+
+static void *
+publish_thread(void *p)
+{
+	struct held_arg	*a = p;
+	bool		 named;
+
+	a->rc = newfile_publish_sync(a->nf, a->dst, false, a->ds, a->dir,
+	    &named);
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+static void
+test_publish_held(void **state)
+{
+	struct fixture	*f = *state;
+	struct newfile	 nf;
+	struct dirsync	*ds = dirsync_new();
+	struct dirsync_ticket t;
+	char		 dst[128];
+	pthread_t	 th;
+
+	newfile_set_fsync_races(1);
+	for (int round = 0; round < 2; round++) {
+		struct held_arg a = { .nf = &nf, .ds = ds, .dst = dst,
+		    .dir = f->out };
+
+		snprintf(dst, sizeof(dst), "%s/h%d", f->out, round);
+		assert_int_equal(newfile_open(&nf, f->tmp, "s", 0600), 0);
+		assert_int_equal(write(nf.fd, "body\n", 5), 5);
+		dirsync_begin_alone(ds, f->out, &t);
+		assert_int_equal(pthread_create(&th, NULL, publish_thread, &a),
+		    0);
+		usleep(100000);
+		assert_int_equal(atomic_load(&a.done), 0);	/* waits */
+		assert_int_equal(dirsync_end(&t), 0);
+		assert_int_equal(pthread_join(th, NULL), 0);
+		assert_int_equal(a.rc, 0);
+		assert_content(dst, "body\n");
+		newfile_discard(&nf);
+		/* not held while nothing is under way */
+		dirsync_begin_alone(ds, f->out, &t);
+		assert_int_equal(dirsync_end(&t), 0);
+		newfile_allow_unnamed(false);	/* round 1: named */
+	}
+	newfile_allow_unnamed(true);
+	newfile_set_fsync_races(0);
+	dirsync_free(ds);
+	assert_int_equal(fs_entries(f->out), 2);
 }
 
 int
@@ -288,6 +366,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_taken_name,
 		    setup_unnamed, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_sync_dir,
+		    setup_unnamed, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_held,
 		    setup_unnamed, teardown),
 		cmocka_unit_test(test_fsync_names),
 		cmocka_unit_test_setup_teardown(test_publish, setup_proc,

@@ -201,6 +201,20 @@ syncer(void *arg)
 	return NULL;
 }
 
+/* Wait until dir is neither held nor being synced, and hold it. Under
+   mtx; the ticket keeps the reference. */
+static void
+ticket_hold(struct dirsync *ds, const char *dir, struct dirsync_ticket *t)
+{
+	struct dirsync_dir *d = dir_get(ds, dir);
+
+	d->refs++;
+	while (d->held || d->syncing || d->queued)
+		pthread_cond_wait(&d->cond, &ds->mtx);
+	d->held = true;
+	t->d = d;
+}
+
 static void
 ticket_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t,
     bool alone)
@@ -210,13 +224,8 @@ ticket_begin(struct dirsync *ds, const char *dir, struct dirsync_ticket *t,
 		return;
 	pthread_mutex_lock(&ds->mtx);
 	if (alone) {
-		struct dirsync_dir *d = dir_get(ds, dir);
-
-		d->refs++;	/* kept while waiting: d stays */
-		while (d->held || d->syncing || d->queued)
-			pthread_cond_wait(&d->cond, &ds->mtx);
-		d->held = true;
-		d->refs--;	/* taken again below, for the ticket */
+		ticket_hold(ds, dir, t);
+		t->d->refs--;	/* taken again below */
 	}
 	t->here = ds->inflight++ > 0 ||
 	    (ds->busy != NULL && atomic_load(ds->busy) > 1);
@@ -253,6 +262,16 @@ dirsync_begin_alone(struct dirsync *ds, const char *dir,
 	ticket_begin(ds, dir, t, true);
 }
 
+void
+dirsync_hold(struct dirsync *ds, const char *dir, struct dirsync_ticket *t)
+{
+	*t = (struct dirsync_ticket){ .ds = ds, .path = dir, .alone = true,
+	    .hold_only = true };
+	pthread_mutex_lock(&ds->mtx);
+	ticket_hold(ds, dir, t);
+	pthread_mutex_unlock(&ds->mtx);
+}
+
 /* On the caller's thread (others under way, or no syncer threads): it
    syncs, and shares its sync with whoever waits meanwhile. Under mtx. */
 static int
@@ -282,6 +301,32 @@ dir_sync_here(struct dirsync *ds, struct dirsync_dir *d, uint64_t mine)
 	return 0;
 }
 
+/* The sync a ticket asked for: 0, or -1 with *err set. Under mtx. */
+static int
+ticket_wait(struct dirsync *ds, struct dirsync_ticket *t, int *err)
+{
+	struct dirsync_dir *d = t->d;
+	int		 rc;
+
+	ds->inflight--;
+	if (t->here) {
+		rc = dir_sync_here(ds, d, t->mine);
+		*err = errno;
+		return rc;
+	}
+	while (d->synced < t->mine && d->failed < t->mine) {
+		/* a no-op while queued or syncing; else (a sync by a caller
+		   from before the first syncer) it is ours */
+		dir_queue(ds, d);
+		pthread_cond_wait(&d->cond, &ds->mtx);
+	}
+	if (d->synced < t->mine) {
+		*err = d->err;
+		return -1;
+	}
+	return 0;
+}
+
 int
 dirsync_end(struct dirsync_ticket *t)
 {
@@ -292,22 +337,8 @@ dirsync_end(struct dirsync_ticket *t)
 	if (ds == NULL)
 		return fsync_dir(t->path);
 	pthread_mutex_lock(&ds->mtx);
-	ds->inflight--;
-	if (t->here) {
-		rc = dir_sync_here(ds, d, t->mine);
-		err = errno;
-	} else {
-		while (d->synced < t->mine && d->failed < t->mine) {
-			/* a no-op while queued or syncing; else (a sync by a
-			   caller from before the first syncer) it is ours */
-			dir_queue(ds, d);
-			pthread_cond_wait(&d->cond, &ds->mtx);
-		}
-		if (d->synced < t->mine) {
-			rc = -1;
-			err = d->err;
-		}
-	}
+	if (!t->hold_only)
+		rc = ticket_wait(ds, t, &err);
 	if (t->alone) {
 		d->held = false;
 		pthread_cond_broadcast(&d->cond);

@@ -44,6 +44,7 @@ struct dirsync_ticket {
 	const char		*path;	/* borrowed */
 	bool			 here;	/* synced by the caller at the end */
 	bool			 alone;	/* holds dir: dirsync_begin_alone() */
+	bool			 hold_only;	/* dirsync_hold(): no sync */
 };
 void		 dirsync_begin(struct dirsync *ds, const char *dir,
 		    struct dirsync_ticket *t);
@@ -56,6 +57,13 @@ void		 dirsync_begin(struct dirsync *ds, const char *dir,
  * blocks, and dir's sync then run with no other of ours on dir.
  */
 void		 dirsync_begin_alone(struct dirsync *ds, const char *dir,
+		    struct dirsync_ticket *t);
+/*
+ * Only the hold (ds not NULL): for a caller whose own fsync makes its
+ * entry durable once no other fsync of ours writes dir's blocks beside it
+ * (newfile.c). dirsync_end() releases it and returns 0.
+ */
+void		 dirsync_hold(struct dirsync *ds, const char *dir,
 		    struct dirsync_ticket *t);
 int		 dirsync_end(struct dirsync_ticket *t);
 

@@ -325,6 +325,80 @@ publish_named(struct newfile *nf, const char *dst, bool datasync, bool sync)
 	return 0;
 }
 
+/* Sizes of directories as fsync_held() last made them durable: one whose
+   size moved since (it grew by a block), or that is not here, has its
+   inode marked dirty, so that the file's fsync writes it too. */
+#define NEWFILE_SIZES	64
+static pthread_mutex_t newfile_sizes_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	dev_t	 dev;
+	ino_t	 ino;
+	off_t	 size;
+} newfile_sizes[NEWFILE_SIZES];		/* guarded by newfile_sizes_mtx */
+
+static size_t
+size_slot(const struct stat *st)
+{
+	return (size_t)((st->st_ino * 31u + st->st_dev) % NEWFILE_SIZES);
+}
+
+static bool
+size_known(const struct stat *st)
+{
+	size_t	 i = size_slot(st);
+	bool	 known;
+
+	pthread_mutex_lock(&newfile_sizes_mtx);
+	known = newfile_sizes[i].dev == st->st_dev &&
+	    newfile_sizes[i].ino == st->st_ino &&
+	    newfile_sizes[i].size == st->st_size;
+	pthread_mutex_unlock(&newfile_sizes_mtx);
+	return known;
+}
+
+static void
+size_note(const struct stat *st)
+{
+	size_t	 i = size_slot(st);
+
+	pthread_mutex_lock(&newfile_sizes_mtx);
+	newfile_sizes[i].dev = st->st_dev;
+	newfile_sizes[i].ino = st->st_ino;
+	newfile_sizes[i].size = st->st_size;
+	pthread_mutex_unlock(&newfile_sizes_mtx);
+}
+
+/*
+ * Where fsyncs race (newfile_fsync_races()): the fsync of fd, just linked
+ * into dir, with dir held (dirsync_hold()). That one fsync writes the
+ * file, the blocks of dir holding its name (ext4_sync_parent()) and, once
+ * marked dirty, dir's inode, then flushes: no other fsync of ours writes
+ * dir's blocks meanwhile, so none can leave the block with our name in
+ * flight. Where dir's inode cannot be marked dirty, dir is synced too.
+ */
+static int
+fsync_held(int fd, struct dirsync *ds, const char *dir)
+{
+	struct dirsync_ticket t;
+	struct stat	 st;
+	bool		 known, touched = true;
+	int		 rc, saved;
+
+	dirsync_hold(ds, dir, &t);
+	known = stat(dir, &st) == 0;
+	if (!known || !size_known(&st))
+		touched = utimensat(AT_FDCWD, dir, NULL, 0) == 0;
+	rc = fsync(fd);
+	if (rc == 0 && !touched)
+		rc = fsync_dir(dir);
+	saved = errno;
+	if (rc == 0 && known)
+		size_note(&st);
+	dirsync_end(&t);
+	errno = saved;
+	return rc;
+}
+
 /* The unnamed file: data written out, link, fsync (the top of this file
    says why), and with dir the sync of dst's directory through ds, which
    runs while the fsync does. A retry after ENOENT skips the write-out. */
@@ -353,12 +427,19 @@ publish_unnamed(struct newfile *nf, const char *dst, bool sync,
 	nf->fd = -1;
 	if (dir != NULL && sync && newfile_fsync_names(fd))
 		dir = NULL;	/* the fsync makes the name durable too */
-	if (dir != NULL && newfile_fsync_races(fd))
-		dirsync_begin_alone(ds, dir, &t);
-	else if (dir != NULL)
-		dirsync_begin(ds, dir, &t);
-	rc = sync ? fsync(fd) : 0;
-	saved = errno;
+	if (dir != NULL && sync && ds != NULL && newfile_fsync_races(fd) &&
+	    atomic_load(&newfile_names_forced) == 0) {
+		rc = fsync_held(fd, ds, dir);
+		saved = errno;
+		dir = NULL;
+	} else {
+		if (dir != NULL && newfile_fsync_races(fd))
+			dirsync_begin_alone(ds, dir, &t);
+		else if (dir != NULL)
+			dirsync_begin(ds, dir, &t);
+		rc = sync ? fsync(fd) : 0;
+		saved = errno;
+	}
 	if (dir != NULL && (drc = dirsync_end(&t)) == -1 && rc == 0)
 		saved = errno;
 	if (rc == -1) {

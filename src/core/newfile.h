@@ -16,8 +16,8 @@
    written (pread/pwrite, or write from the start). */
 struct newfile {
 	int	 fd;		/* -1 once closed */
-	bool	 synced;	/* contents synced (fallback) or written out
-				   (unnamed): a second publish skips it */
+	bool	 synced;	/* contents synced (fallback's publish) or
+				   written out: a second publish skips it */
 	char	*tmp;		/* owned: the fallback's path, NULL if none */
 };
 
@@ -59,8 +59,10 @@ int	newfile_publish_sync(struct newfile *nf, const char *dst,
 /*
  * Give the file the name dst and close it, making nothing durable: for a
  * caller whose sync of the whole filesystem (fsgroup.h) follows before
- * anything relies on the file. Readers see the whole contents or no name.
- * Errors as for newfile_publish().
+ * anything relies on the file. The contents are written to the disk (not
+ * flushed) first, so that no sync of the directory by anyone else can
+ * make the name durable before them. Readers see the whole contents or no
+ * name. Errors as for newfile_publish().
  */
 int	newfile_link(struct newfile *nf, const char *dst);
 

@@ -73,9 +73,11 @@ def after_power_loss(img, tmp_path, mounts, name):
     return mnt
 
 
-def send_at_once(p, raw, msgs, rcpts):
+def send_at_once(p, raw, msgs, rcpts, kill_after=None):
     """Each message on its own connection, every end of data sent at once
-    so that the commits run together; returns {mid: qid} of the 250s."""
+    so that the commits run together; returns {mid: qid} of the 250s.
+    With kill_after, petrel is killed once that many 250s are read: the
+    rest are under way then, and not counted."""
     conns = []
     for _ in msgs:
         c = raw(p.port)
@@ -83,13 +85,21 @@ def send_at_once(p, raw, msgs, rcpts):
         conns.append(c)
     for c, (mid, data) in zip(conns, msgs):
         c.send(data + b".\r\n")
-    return {mid: qid(c.reply()) for c, (mid, data) in zip(conns, msgs)}
+    acked = {}
+    for c, (mid, data) in zip(conns, msgs):
+        if kill_after is not None and len(acked) == kill_after:
+            p.kill()
+            break
+        acked[mid] = qid(c.reply())
+    for c in conns:
+        c.close()       # within petrel's sessions per client
+    return acked
 
 
 def check_survivors(root, sent, rcpts_of, queued_ok):
-    """Every message in sent (mid -> content) whole in each of its
-    recipients' Maildirs or (queued_ok) in queue/; every Maildir file a
-    whole message of ours."""
+    """Every message of rcpts_of (mid -> its users) whole in each of its
+    users' Maildirs or (queued_ok) in queue/; every Maildir file a whole
+    message of sent (mid -> content)."""
     boxes = {}
     for d, _, files in os.walk(root / "mail"):
         if os.path.basename(d) not in ("new", "cur"):
@@ -110,8 +120,9 @@ def check_survivors(root, sent, rcpts_of, queued_ok):
             data = lf(f.read_bytes())
             if m := MARK_RE.search(data):
                 queue[m.group(1).decode()] = data
-    for mid, data in sent.items():
-        for user in rcpts_of[mid]:
+    for mid, users in rcpts_of.items():
+        data = sent[mid]
+        for user in users:
             if mid in boxes.get(user, ()):
                 continue
             assert queued_ok and mid in queue, \
@@ -131,6 +142,33 @@ def run_load(p, raw, sent, rcpts_of, tag, lone_rounds=6):
         for mid, data in msgs:
             sent[mid] = data
             rcpts_of[mid] = [r.split("@")[0] for r in rcpts]
+
+
+@pytest.mark.parametrize("direct", ["yes", "no"])
+def test_power_loss_under_load(loopfs, make_petrel, raw, tmp_path, direct):
+    """The same, with the power lost while 20 commits are under way: of
+    the last 20 messages only the 250s read before the kill count, and no
+    file in a Maildir may be part of a message."""
+    img, mnt, mounts = loopfs
+    p = make_petrel(users=["alice@localhost", "bob@localhost"], start=False,
+                    extra={"server.workers": "8",
+                           "server.spool_dir": str(mnt / "spool"),
+                           "server.mail_dir": str(mnt / "mail"),
+                           "queue.direct_local": direct})
+    p.spool, p.mail = mnt / "spool", mnt / "mail"
+    p.start()
+    sent, rcpts_of = {}, {}
+    run_load(p, raw, sent, rcpts_of, f"d{direct}", lone_rounds=2)
+    msgs = {f"k{direct}-{i}": content(f"k{direct}-{i}", 20 + 41 * i)
+            for i in range(20)}
+    acked = send_at_once(p, raw, list(msgs.items()), ("alice@localhost",),
+                         kill_after=7)
+    assert len(acked) == 7 and p.proc is None
+    root = after_power_loss(img, tmp_path, mounts, "after")
+    for mid in acked:
+        sent[mid] = msgs[mid]
+        rcpts_of[mid] = ["alice"]
+    check_survivors(root, {**msgs, **sent}, rcpts_of, queued_ok=direct == "no")
 
 
 @pytest.mark.parametrize("direct", ["yes", "no"])

@@ -84,6 +84,9 @@ struct sched {
 	bool			 lone_fsync;	/* mail_dir: a file's fsync
 						   makes its new name durable
 						   too */
+	bool			 spool_races;	/* spool_dir: commits take
+						   turns on queue/ (newfile.h,
+						   newfile_fsync_races()) */
 	bool			 stopping;
 };
 
@@ -716,6 +719,35 @@ direct_deliver(struct commit *c, struct pass *p)
 	return true;
 }
 
+/*
+ * Commit c->m to queue/. Where commits take turns on queue/ (spool_races),
+ * at least SCHED_GROUP_COMMITS of them under way share a sync of the
+ * filesystem instead, as one-mailbox deliveries do (pass_batch()): their
+ * turns would follow one another. 0, or an errno (m->committed tells).
+ */
+static int
+queue_commit(struct commit *c)
+{
+	struct sched	*s = c->s;
+	bool		 pending = false;
+	int		 err;
+
+	if (!s->spool_races || s->fg == NULL ||
+	    atomic_load(&s->committing) < SCHED_GROUP_COMMITS)
+		return spool_msg_commit_sync(c->m);
+	if ((err = spool_msg_link(c->m, s->fg, &pending)) != 0 || !pending)
+		return err;
+	if (fsgroup_sync(s->fg) == 0)
+		return 0;
+	err = errno != 0 ? errno : EIO;
+	/* not durable: never acknowledged, so not left for the queue */
+	if (spool_remove(s->sp, c->m->id) == -1)
+		log_err("%s queue remove failed: %s", c->m->id,
+		    strerror(errno));
+	c->m->committed = false;
+	return err;
+}
+
 static void
 commit_work(void *arg)
 {
@@ -734,7 +766,7 @@ commit_work(void *arg)
 		/* not for Maildirs only, or its delivery failed: the queue
 		   retries (a failure was logged as deferred) */
 	}
-	c->err = spool_msg_commit_sync(c->m);
+	c->err = queue_commit(c);
 	c->queued = c->m->committed;
 }
 
@@ -1310,6 +1342,10 @@ sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
 		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 		s->lone_fsync = fd != -1 && newfile_fsync_names(fd);
+		if (fd != -1)
+			close(fd);
+		fd = open(cfg->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		s->spool_races = fd != -1 && newfile_fsync_races(fd);
 		if (fd != -1)
 			close(fd);
 	}

@@ -272,6 +272,56 @@ def test_racing_fsyncs_take_turns(mounted_fs, make_petrel, raw, tmp_path):
     assert p.queue_files() == [] and p.tmp_files() == []
 
 
+def test_queued_commits_take_turns(mounted_fs, make_petrel, raw, tmp_path):
+    """The same for queue/ (direct_local = no, spool on ext4 without a
+    journal): 4 commits at once make their fsyncs into queue/ one after
+    the other, with no filesystem sync; 20 at once share filesystem
+    syncs. Everything is delivered once."""
+    fs = mounted_fs("ext4-nojournal")
+    p = make_petrel(users=["alice@localhost"], start=False,
+                    extra={"server.workers": "8",
+                           "server.spool_dir": str(fs / "spool"),
+                           "server.mail_dir": str(fs / "mail"),
+                           "queue.direct_local": "no"})
+    p.spool, p.mail = fs / "spool", fs / "mail"
+    p.start()
+
+    def at_once(n, tag):
+        conns = []
+        for _ in range(n):
+            c = raw(p.port)
+            begin(c)
+            conns.append(c)
+        for i, c in enumerate(conns):
+            c.send(b"Subject: %s %d\r\n\r\nx\r\n.\r\n" % (tag, i))
+        for c in conns:
+            qid(c.reply())
+            c.close()
+
+    trace = SyncTrace(p.proc.pid, tmp_path / "strace.out", times=True)
+    try:
+        for rnd in range(4):
+            at_once(4, b"turn%d" % rnd)
+        alone = trace.stop()
+        spool = sorted((a, b) for a, b, path in trace.intervals()
+                       if "/spool/tmp/" in path)
+        trace = SyncTrace(p.proc.pid, tmp_path / "strace2.out", times=True)
+        at_once(20, b"busy")
+        busy = trace.stop()
+        busy_spool = [x for x in trace.intervals() if "/spool/tmp/" in x[2]]
+    finally:
+        if trace.proc.poll() is None:
+            trace.stop()
+    assert alone["syncfs"] == 0, alone
+    assert len(spool) == 16
+    for (a1, b1), (a2, b2) in zip(spool, spool[1:]):
+        assert b1 <= a2, (a1, b1, a2, b2)
+    # most of the 20 queue files only linked, for the shared syncs
+    assert busy["syncfs"] >= 1 and len(busy_spool) <= 10, (busy, busy_spool)
+    assert wait_until(lambda: len(p.messages("alice")) == 36, 15)
+    assert wait_until(lambda: p.queue_files() == [], 10)
+
+
 def test_big_message_two_mailboxes(make_petrel, raw):
     """Over the spool's 128 KiB in memory: the body is in a file before
     queue/<id> is named; both copies are whole and nothing stays queued."""

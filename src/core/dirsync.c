@@ -42,8 +42,8 @@ struct dirsync_dir {
 	int			 err;		/* errno of that failure */
 	bool			 syncing;
 	bool			 queued;	/* on the syncers' list */
-	bool			 held;		/* by a dirsync_begin_alone()
-						   ticket */
+	bool			 held;		/* by a ticket that holds
+						   dir (dirsync.h) */
 	unsigned		 refs;		/* tickets, and one while queued
 						   or on a syncer */
 	unsigned		 remote;	/* tickets a syncer serves */

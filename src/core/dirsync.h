@@ -43,7 +43,7 @@ struct dirsync_ticket {
 	uint64_t		 mine;
 	const char		*path;	/* borrowed */
 	bool			 here;	/* synced by the caller at the end */
-	bool			 alone;	/* holds dir: dirsync_begin_alone() */
+	bool			 alone;	/* holds dir till its end */
 	bool			 hold_only;	/* dirsync_hold(): no sync */
 };
 void		 dirsync_begin(struct dirsync *ds, const char *dir,

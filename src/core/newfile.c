@@ -355,7 +355,7 @@ static struct {
 	dev_t	 dev;
 	ino_t	 ino;
 	off_t	 size;
-} newfile_sizes[NEWFILE_SIZES];		/* guarded by newfile_sizes_mtx */
+} newfile_sizes[NEWFILE_SIZES];	/* guarded by newfile_sizes_mtx */
 
 static size_t
 size_slot(const struct stat *st)
@@ -514,6 +514,14 @@ newfile_link(struct newfile *nf, const char *dst)
 {
 	return nf->tmp != NULL ? publish_named(nf, dst, false, false) :
 	    publish_unnamed(nf, dst, false, NULL, NULL, NULL);
+}
+
+void
+newfile_write_start(struct newfile *nf)
+{
+	if (nf->fd != -1 && !nf->synced)	/* only a head start: an
+						   error shows at the link */
+		(void)sync_file_range(nf->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 void

@@ -46,11 +46,12 @@ int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);
  * newfile_publish(), and the entry made durable too: dir (dst's
  * directory) synced through ds (dirsync.h; NULL: a plain fsync). For the
  * unnamed file that sync runs while its fsync does, and is left out
- * where the fsync covers the name (newfile_fsync_names()); where
- * newfile_fsync_races(), the file's fsync and that sync hold dir
- * (dirsync_begin_alone()). *named says whether dst exists afterwards. 0, or -1 with errno set; with *named true the
- * file is durable and only the directory sync failed (the caller removes
- * or keeps it).
+ * where the fsync covers the name (newfile_fsync_names()). Where
+ * newfile_fsync_races(), the file's fsync holds dir (dirsync_hold()) and
+ * makes the name durable itself; the fallback's sync of dir holds it too
+ * (dirsync_begin_alone()). *named says whether dst exists afterwards. 0,
+ * or -1 with errno set; with *named true the file is durable and only the
+ * directory sync failed (the caller removes or keeps it).
  */
 struct dirsync;
 int	newfile_publish_sync(struct newfile *nf, const char *dst,
@@ -65,6 +66,9 @@ int	newfile_publish_sync(struct newfile *nf, const char *dst,
  * name. Errors as for newfile_publish().
  */
 int	newfile_link(struct newfile *nf, const char *dst);
+/* Start writing the contents to the disk, without waiting: a later
+   newfile_link() then waits less, and several files' writes overlap. */
+void	newfile_write_start(struct newfile *nf);
 
 /*
  * Does an fsync of a file just linked into a directory also make that

@@ -411,20 +411,16 @@ maildir_batched(const struct newfile *nf, const struct maildir_batch *b)
 	    fsgroup_usable(b->fg, st.st_dev);
 }
 
-/* Link the written file into new/ for the batch, or publish it durably
-   (fsync, and new/ synced through ds) where the batch's sync does not
-   cover it. *named: new exists afterwards. */
-static int
-maildir_publish(struct newfile *nf, const char *new, bool linked,
-    struct dirsync *ds, const char *newdir, bool *named)
+/* Hand the written file nf, to be named new, to the batch (which owns it
+   from now on), its write-out started: maildir_batch_commit() names it. */
+static void
+maildir_batch_defer(struct maildir_batch *b, struct newfile *nf,
+    const char *new)
 {
-	if (linked) {
-		int rc = newfile_link(nf, new);
-
-		*named = rc == 0;
-		return rc;
-	}
-	return newfile_publish_sync(nf, new, false, ds, newdir, named);
+	newfile_write_start(nf);
+	maildir_batch_add(b, new);
+	b->files[b->n - 1] = *nf;
+	*nf = NEWFILE_INIT;
 }
 
 int
@@ -442,7 +438,7 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
 	const char *step = "mkdir", *where = dir;
 	ssize_t	 n;
 	off_t	 off = body_off;
-	bool	 published = false, linked = false;
+	bool	 published = false;
 	int	 rc = -1;
 
 	if (!maildir_header_ok(return_path) ||
@@ -517,11 +513,15 @@ publish:
 	/* fsync, then the name in new/ (never a partial file there) */
 	step = "deliver";
 	where = new;
-	linked = maildir_batched(&nf, b);	/* once: a retry has no fd */
+	if (maildir_batched(&nf, b)) {
+		maildir_batch_defer(b, &nf, new);	/* durable with it */
+		rc = 0;
+		goto out;
+	}
 	/* the sync of new/ is shared with concurrent deliveries to this box */
 	for (int again = 0;
-	    maildir_publish(&nf, new, linked, ds, newdir, &published) == -1;
-	    again++) {
+	    newfile_publish_sync(&nf, new, false, ds, newdir, &published) ==
+	    -1; again++) {
 		if (published) {
 			step = "fsync";
 			where = newdir;
@@ -534,8 +534,6 @@ publish:
 		step = "deliver";
 		where = new;
 	}
-	if (linked)
-		maildir_batch_add(b, new);	/* durable with the batch */
 	rc = 0;
 	goto out;
 
@@ -555,7 +553,46 @@ void
 maildir_batch_add(struct maildir_batch *b, const char *path)
 {
 	b->paths = xreallocarray(b->paths, b->n + 1, sizeof(*b->paths));
+	b->files = xreallocarray(b->files, b->n + 1, sizeof(*b->files));
+	b->files[b->n] = NEWFILE_INIT;
 	b->paths[b->n++] = xstrdup(path);
+}
+
+/* Name the deferred file i: its Maildir made again if it went away. */
+static int
+batch_name(struct maildir_batch *b, size_t i)
+{
+	char	 dir[PATH_MAX], buf[PATH_MAX];
+	const char *step, *where;
+	char	*slash;
+
+	if (newfile_link(&b->files[i], b->paths[i]) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	/* <dir>/new/<name>: new/ was removed under us */
+	snprintf(dir, sizeof(dir), "%s", b->paths[i]);
+	for (int up = 0; up < 2; up++)
+		if ((slash = strrchr(dir, '/')) != NULL)
+			*slash = '\0';
+	if (maildir_make(dir, &step, &where, buf, sizeof(buf)) == -1)
+		return -1;
+	return newfile_link(&b->files[i], b->paths[i]);
+}
+
+void
+maildir_batch_discard(struct maildir_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		unlink(b->paths[i]);
+		newfile_discard(&b->files[i]);
+		free(b->paths[i]);
+	}
+	free(b->paths);
+	free(b->files);
+	b->paths = NULL;
+	b->files = NULL;
+	b->n = 0;
 }
 
 int
@@ -563,18 +600,27 @@ maildir_batch_commit(struct maildir_batch *b)
 {
 	int	 rc = 0, saved = 0;
 
-	if (b->n > 0 && fsgroup_sync(b->fg) == -1) {
+	for (size_t i = 0; i < b->n && rc == 0; i++)
+		if ((b->files[i].fd != -1 || b->files[i].tmp != NULL) &&
+		    batch_name(b, i) == -1) {
+			saved = errno;
+			rc = -1;
+		}
+	if (rc == 0 && b->n > 0 && fsgroup_sync(b->fg) == -1) {
 		saved = errno;
 		rc = -1;
-		for (size_t i = 0; i < b->n; i++)
-			unlink(b->paths[i]);	/* not durable: retried */
+	}
+	if (rc == -1) {
+		maildir_batch_discard(b);	/* not durable: retried */
+		errno = saved;
+		return -1;
 	}
 	for (size_t i = 0; i < b->n; i++)
-		free(b->paths[i]);
+		free(b->paths[i]);	/* named and durable: files closed */
 	free(b->paths);
+	free(b->files);
 	b->paths = NULL;
+	b->files = NULL;
 	b->n = 0;
-	if (rc == -1)
-		errno = saved;
-	return rc;
+	return 0;
 }

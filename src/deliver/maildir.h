@@ -29,9 +29,12 @@ struct bytesrc;
  * and per directory). A file the batch's sync does not cover (another
  * filesystem, or syncs were slow lately) is made durable on its own.
  */
+struct newfile;
 struct maildir_batch {
 	struct fsgroup	*fg;		/* borrowed */
 	char		**paths;	/* owned: files waiting for the sync */
+	struct newfile	*files;		/* owned: paths[i]'s file while it
+					   has no name yet, else closed */
 	size_t		 n;
 };
 
@@ -65,10 +68,16 @@ int	maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
    and to remove if it fails. */
 void	maildir_batch_add(struct maildir_batch *b, const char *path);
 /*
- * Make the batch's files durable. 0, or -1 with errno set: then they are
- * removed again (nothing acknowledged relies on them yet) and the caller
- * treats every delivery of the batch as failed. Empties b either way.
+ * Name the batch's Maildir files (maildir_deliver() writes them and starts
+ * their write-out; each is named once its contents are on the disk, the
+ * write-outs overlapping), then make them all durable. 0, or -1 with
+ * errno set: then they are removed again (nothing acknowledged relies on
+ * them yet) and the caller treats every delivery of the batch as failed.
+ * Empties b either way.
  */
 int	maildir_batch_commit(struct maildir_batch *b);
+/* Remove the batch's files, named or not, and empty it: for a batch
+   that will not be committed (nothing was reported on it). */
+void	maildir_batch_discard(struct maildir_batch *b);
 
 #endif

@@ -84,9 +84,9 @@ struct sched {
 	bool			 lone_fsync;	/* mail_dir: a file's fsync
 						   makes its new name durable
 						   too */
-	bool			 spool_races;	/* spool_dir: commits take
-						   turns on queue/ (newfile.h,
-						   newfile_fsync_races()) */
+	bool			 spool_races;	/* spool_dir: commits
+						   take turns on queue/
+						   (newfile_fsync_races()) */
 	bool			 stopping;
 };
 
@@ -1279,11 +1279,7 @@ pass_free(struct pass *p)
 	for (size_t k = 0; k < p->npend; k++)	/* settled passes have none */
 		free(p->pend[k].mailbox);
 	free(p->pend);
-	for (size_t k = 0; k < p->batch.n; k++) {
-		unlink(p->batch.paths[k]);	/* never reported: not ours */
-		free(p->batch.paths[k]);
-	}
-	free(p->batch.paths);
+	maildir_batch_discard(&p->batch);	/* settled passes have none */
 	maildir_body_free(&p->body);
 	for (size_t t = 0; t < p->ntasks; t++)
 		free(p->tasks[t].addr);

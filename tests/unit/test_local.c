@@ -781,8 +781,9 @@ test_maildir_boundary(void **state)
 	}
 }
 
-/* A batch: files are in new/ at once, durable with one sync, and a file
-   the batch's filesystem does not hold is made durable on its own. */
+/* A batch: files are named in new/ when it is committed, durable with
+   one sync, and a file the batch's filesystem does not hold is made
+   durable on its own. */
 static void
 test_maildir_batch(void **state)
 {
@@ -803,10 +804,13 @@ test_maildir_batch(void **state)
 			    FD_SRC(fd), 0, "", "a@b", "h", err, sizeof(err)),
 			    0);
 		assert_int_equal(b.n, 3);
+		/* written, not named yet: the fallback's files in tmp/ */
 		assert_int_equal(count_entries(dir, "new", NULL),
-		    3 + 3 * (size_t)named);
-		assert_int_equal(count_entries(dir, "tmp", NULL), 0);
+		    3 * (size_t)named);
+		assert_int_equal(count_entries(dir, "tmp", NULL),
+		    3 * (size_t)named);
 		assert_int_equal(maildir_batch_commit(&b), 0);
+		assert_int_equal(count_entries(dir, "tmp", NULL), 0);
 		assert_int_equal(b.n, 0);
 		assert_null(b.paths);
 		assert_int_equal(count_entries(dir, "new", NULL),
@@ -834,6 +838,26 @@ test_maildir_batch(void **state)
 		assert_int_equal(maildir_batch_commit(&b), 0);
 		assert_int_equal(count_entries(dir, "new", NULL), 1);
 		assert_int_equal(count_entries(dir, "tmp", NULL), 0);
+		fsgroup_free(b.fg);
+	}
+	newfile_allow_unnamed(true);
+
+	/* a batch that is not committed leaves nothing behind */
+	for (int named = 0; named < 2; named++) {
+		size_t before = count_entries(dir, "new", NULL);
+
+		newfile_allow_unnamed(!named);
+		assert_non_null(b.fg = fsgroup_open(dir, 0));
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(maildir_deliver(NULL, &b, NULL, dir,
+			    FD_SRC(fd), 0, "", "a@b", "h", err, sizeof(err)),
+			    0);
+		maildir_batch_add(&b, spath);	/* named before, as queue/ */
+		maildir_batch_discard(&b);
+		assert_int_equal(b.n, 0);
+		assert_int_equal(count_entries(dir, "new", NULL), before);
+		assert_int_equal(count_entries(dir, "tmp", NULL), 0);
+		assert_int_equal(access(spath, F_OK), -1);
 		fsgroup_free(b.fg);
 	}
 	newfile_allow_unnamed(true);

@@ -130,6 +130,17 @@ def check_survivors(root, sent, rcpts_of, queued_ok):
             assert lf(data) in queue[mid], f"queue file of {mid} not whole"
 
 
+def start_on(mnt, make_petrel, direct):
+    """petrel with spool and Maildirs on mnt, for alice and bob."""
+    p = make_petrel(users=["alice@localhost", "bob@localhost"], start=False,
+                    extra={"server.workers": "8",
+                           "server.spool_dir": str(mnt / "spool"),
+                           "server.mail_dir": str(mnt / "mail"),
+                           "queue.direct_local": direct})
+    p.spool, p.mail = mnt / "spool", mnt / "mail"
+    return p.start()
+
+
 def run_load(p, raw, sent, rcpts_of, tag, lone_rounds=6):
     """Commits to one Maildir 4 at once (held fsyncs), then 20 at once
     (shared filesystem syncs), then 4 at once for two Maildirs."""
@@ -150,13 +161,7 @@ def test_power_loss_under_load(loopfs, make_petrel, raw, tmp_path, direct):
     the last 20 messages only the 250s read before the kill count, and no
     file in a Maildir may be part of a message."""
     img, mnt, mounts = loopfs
-    p = make_petrel(users=["alice@localhost", "bob@localhost"], start=False,
-                    extra={"server.workers": "8",
-                           "server.spool_dir": str(mnt / "spool"),
-                           "server.mail_dir": str(mnt / "mail"),
-                           "queue.direct_local": direct})
-    p.spool, p.mail = mnt / "spool", mnt / "mail"
-    p.start()
+    p = start_on(mnt, make_petrel, direct)
     sent, rcpts_of = {}, {}
     run_load(p, raw, sent, rcpts_of, f"d{direct}", lone_rounds=2)
     msgs = {f"k{direct}-{i}": content(f"k{direct}-{i}", 20 + 41 * i)
@@ -177,13 +182,7 @@ def test_acknowledged_mail_survives_power_loss(loopfs, make_petrel, raw,
     """direct=yes: delivered before the 250 (held fsyncs, shared syncs,
     two mailboxes); no: every message queued first, delivered after."""
     img, mnt, mounts = loopfs
-    p = make_petrel(users=["alice@localhost", "bob@localhost"], start=False,
-                    extra={"server.workers": "8",
-                           "server.spool_dir": str(mnt / "spool"),
-                           "server.mail_dir": str(mnt / "mail"),
-                           "queue.direct_local": direct})
-    p.spool, p.mail = mnt / "spool", mnt / "mail"
-    p.start()
+    p = start_on(mnt, make_petrel, direct)
     sent, rcpts_of = {}, {}
     run_load(p, raw, sent, rcpts_of, f"d{direct}")
     p.kill()

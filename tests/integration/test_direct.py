@@ -144,6 +144,23 @@ def mounted_fs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def commit_at_once(p, raw, contents):
+    """One connection per content, every end of data sent at once so that
+    the commits are under way together; each copy in alice's Maildir
+    before its 250, once."""
+    conns = []
+    for _ in contents:
+        c = raw(p.port)
+        begin(c)
+        conns.append(c)
+    for c, content in zip(conns, contents):
+        c.send(content + b".\r\n")
+    ids = [qid(c.reply()) for c in conns]
+    msgs = p.messages("alice")
+    for content, q in zip(contents, ids):
+        check_delivered(the_one(msgs, content), content, qid=q)
+
+
 def alone_then_busy(p, raw, tmp_path):
     """3 messages one after the other, then 20 whose commits run at once,
     all for alice: each copy there before its 250, once. The traces of
@@ -158,20 +175,8 @@ def alone_then_busy(p, raw, tmp_path):
                             qid=q)
         alone = trace.stop()
         trace = SyncTrace(p.proc.pid, tmp_path / "strace2.out")
-        conns = []
-        for n in range(20):
-            c = raw(p.port)
-            begin(c)
-            conns.append(c)
-        # every end of data at once: the commits are under way together
-        contents = [b"Subject: busy %d\r\n\r\nx\r\n" % n
-                    for n in range(20)]
-        for c, content in zip(conns, contents):
-            c.send(content + b".\r\n")
-        ids = [qid(c.reply()) for c in conns]
-        msgs = p.messages("alice")
-        for content, q in zip(contents, ids):
-            check_delivered(the_one(msgs, content), content, qid=q)
+        commit_at_once(p, raw, [b"Subject: busy %d\r\n\r\nx\r\n" % n
+                                for n in range(20)])
         busy = trace.stop()
     finally:
         if trace.proc.poll() is None:
@@ -245,19 +250,8 @@ def test_racing_fsyncs_take_turns(mounted_fs, make_petrel, raw, tmp_path):
     trace = SyncTrace(p.proc.pid, tmp_path / "strace.out", times=True)
     try:
         for rnd in range(6):
-            conns = []
-            for n in range(4):
-                c = raw(p.port)
-                begin(c)
-                conns.append(c)
-            contents = [b"Subject: turn %d.%d\r\n\r\nx\r\n" % (rnd, n)
-                        for n in range(4)]
-            for c, content in zip(conns, contents):
-                c.send(content + b".\r\n")
-            ids = [qid(c.reply()) for c in conns]
-            msgs = p.messages("alice")
-            for content, q in zip(contents, ids):
-                check_delivered(the_one(msgs, content), content, qid=q)
+            commit_at_once(p, raw, [b"Subject: turn %d.%d\r\n\r\nx\r\n"
+                                    % (rnd, n) for n in range(4)])
         counts = trace.stop()
     finally:
         if trace.proc.poll() is None:

@@ -49,15 +49,15 @@ struct dirsync_ticket {
 void		 dirsync_begin(struct dirsync *ds, const char *dir,
 		    struct dirsync_ticket *t);
 /*
- * The same, but the ticket also holds dir until its end: a second
- * dirsync_begin_alone() of dir waits here for it, and a plain ticket's
+ * dirsync_begin(), and with hold the ticket also holds dir until its end:
+ * another holding ticket of dir waits here for it, and a plain ticket's
  * sync of dir waits for it too. For filesystems where two fsyncs that
  * write one directory's blocks at once can miss each other's writes
  * (newfile_fsync_races()): the caller's file fsync, which may write dir's
  * blocks, and dir's sync then run with no other of ours on dir.
  */
-void		 dirsync_begin_alone(struct dirsync *ds, const char *dir,
-		    struct dirsync_ticket *t);
+void		 dirsync_begin_as(struct dirsync *ds, const char *dir,
+		    struct dirsync_ticket *t, bool hold);
 /*
  * Only the hold (ds not NULL): for a caller whose own fsync makes its
  * entry durable once no other fsync of ours writes dir's blocks beside it

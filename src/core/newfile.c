@@ -41,13 +41,16 @@
  * found unsafe; 875a621's message).
  *
  * That second flaw is also why, on ext4 without a journal
- * (newfile_fsync_races()), a publish holds its directory from its file's
- * fsync to the end of the directory's sync (dirsync_begin_alone()): the
- * file's first fsync after its link writes the directory's blocks
- * (ext4_sync_parent()), so two commits' fsyncs side by side could each
- * return while the other's write of the block holding its name is still
- * on its way. One commit's own two fsyncs may overlap: it waits for both,
- * and whichever took the block waits for its write and then flushes.
+ * (newfile_fsync_races()), the fsyncs of our commits into one directory
+ * take turns: the file's first fsync after its link writes the
+ * directory's blocks (ext4_sync_parent()), so two commits' fsyncs side by
+ * side could each return while the other's write of the block holding
+ * its name is still on its way. In its turn (dirsync_hold()) the unnamed
+ * file's one fsync makes its name durable (fsync_held()); the fallback,
+ * always_dir_sync and a new journal sync the directory in theirs
+ * (dirsync_begin_as()). One commit's own two fsyncs may overlap: it
+ * waits for both, and whichever took the block waits for its write and
+ * then flushes.
  */
 #include "core/newfile.h"
 
@@ -206,26 +209,37 @@ fsync_dev(int fd, struct newfile_dev *nd)
 	return true;
 }
 
+/* newfile_fsync_names() and newfile_fsync_races() of fd at once, as
+   the tests or always_dir_sync force them */
+static void
+fsync_answers(int fd, bool *covers, bool *races)
+{
+	struct newfile_dev nd = { 0 };	/* fd not asked: no to both */
+	int		 names = atomic_load(&newfile_names_forced);
+	int		 turns = atomic_load(&newfile_races_forced);
+
+	if (names == 0 || turns == 0)
+		fsync_dev(fd, &nd);
+	*covers = names != 0 ? names > 0 : nd.covers;
+	*races = turns != 0 ? turns > 0 : nd.races;
+}
+
 bool
 newfile_fsync_names(int fd)
 {
-	struct newfile_dev nd;
-	int		 forced = atomic_load(&newfile_names_forced);
+	bool	 covers, races;
 
-	if (forced != 0)
-		return forced > 0;
-	return fsync_dev(fd, &nd) && nd.covers;
+	fsync_answers(fd, &covers, &races);
+	return covers;
 }
 
 bool
 newfile_fsync_races(int fd)
 {
-	struct newfile_dev nd;
-	int		 forced = atomic_load(&newfile_races_forced);
+	bool	 covers, races;
 
-	if (forced != 0)
-		return forced > 0;
-	return fsync_dev(fd, &nd) && nd.races;
+	fsync_answers(fd, &covers, &races);
+	return races;
 }
 
 /* newfile_fsync_races() for fd, or where fd is -1 for the directory dir */
@@ -429,6 +443,7 @@ publish_unnamed(struct newfile *nf, const char *dst, bool sync,
 {
 	struct dirsync_ticket t;
 	int	 fd, saved, rc, drc = 0;
+	bool	 covers = false, races = false;
 
 	if (nf->fd == -1) {
 		errno = EBADF;
@@ -443,18 +458,18 @@ publish_unnamed(struct newfile *nf, const char *dst, bool sync,
 		return -1;
 	fd = nf->fd;
 	nf->fd = -1;
-	if (dir != NULL && sync && newfile_fsync_names(fd))
+	if (dir != NULL)
+		fsync_answers(fd, &covers, &races);
+	if (dir != NULL && sync && covers)
 		dir = NULL;	/* the fsync makes the name durable too */
-	if (dir != NULL && sync && ds != NULL && newfile_fsync_races(fd) &&
+	if (dir != NULL && sync && ds != NULL && races &&
 	    atomic_load(&newfile_names_forced) == 0) {
-		rc = fsync_held(fd, ds, dir);
+		rc = fsync_held(fd, ds, dir);	/* not always_dir_sync */
 		saved = errno;
 		dir = NULL;
 	} else {
-		if (dir != NULL && newfile_fsync_races(fd))
-			dirsync_begin_alone(ds, dir, &t);
-		else if (dir != NULL)
-			dirsync_begin(ds, dir, &t);
+		if (dir != NULL)
+			dirsync_begin_as(ds, dir, &t, races);
 		rc = sync ? fsync(fd) : 0;
 		saved = errno;
 	}
@@ -503,9 +518,8 @@ newfile_publish_sync(struct newfile *nf, const char *dst, bool datasync,
 	if (publish_named(nf, dst, datasync, true) == -1)
 		return -1;
 	*named = true;
-	if (!races)
-		return dirsync_sync(ds, dir);
-	dirsync_begin_alone(ds, dir, &t);	/* no sync of ours beside */
+	dirsync_begin_as(ds, dir, &t, races);	/* races: no sync of ours
+						   beside */
 	return dirsync_end(&t);
 }
 

@@ -49,7 +49,7 @@ int	newfile_publish(struct newfile *nf, const char *dst, bool datasync);
  * where the fsync covers the name (newfile_fsync_names()). Where
  * newfile_fsync_races(), the file's fsync holds dir (dirsync_hold()) and
  * makes the name durable itself; the fallback's sync of dir holds it too
- * (dirsync_begin_alone()). *named says whether dst exists afterwards. 0,
+ * (dirsync_begin_as()). *named says whether dst exists afterwards. 0,
  * or -1 with errno set; with *named true the file is durable and only the
  * directory sync failed (the caller removes or keeps it).
  */
@@ -88,7 +88,7 @@ bool	newfile_fsync_names(int fd);
  * returns without waiting for those writes (fsync_buffers_list()). A
  * file's first fsync after its link writes its directory's blocks too.
  * Such fsyncs of ours on one directory run one commit at a time
- * (dirsync_begin_alone()). Asked once per device.
+ * (dirsync_hold(), dirsync_begin_as()). Asked once per device.
  */
 bool	newfile_fsync_races(int fd);
 

@@ -580,12 +580,14 @@ batch_name(struct maildir_batch *b, size_t i)
 	return newfile_link(&b->files[i], b->paths[i]);
 }
 
-void
-maildir_batch_discard(struct maildir_batch *b)
+/* Empty b; with remove, its files go too (named ones by name). */
+static void
+batch_clear(struct maildir_batch *b, bool remove)
 {
 	for (size_t i = 0; i < b->n; i++) {
-		unlink(b->paths[i]);
-		newfile_discard(&b->files[i]);
+		if (remove)
+			unlink(b->paths[i]);
+		newfile_discard(&b->files[i]);	/* named ones are closed */
 		free(b->paths[i]);
 	}
 	free(b->paths);
@@ -593,6 +595,12 @@ maildir_batch_discard(struct maildir_batch *b)
 	b->paths = NULL;
 	b->files = NULL;
 	b->n = 0;
+}
+
+void
+maildir_batch_discard(struct maildir_batch *b)
+{
+	batch_clear(b, true);
 }
 
 int
@@ -610,17 +618,8 @@ maildir_batch_commit(struct maildir_batch *b)
 		saved = errno;
 		rc = -1;
 	}
-	if (rc == -1) {
-		maildir_batch_discard(b);	/* not durable: retried */
+	batch_clear(b, rc == -1);	/* not durable: retried */
+	if (rc == -1)
 		errno = saved;
-		return -1;
-	}
-	for (size_t i = 0; i < b->n; i++)
-		free(b->paths[i]);	/* named and durable: files closed */
-	free(b->paths);
-	free(b->files);
-	b->paths = NULL;
-	b->files = NULL;
-	b->n = 0;
-	return 0;
+	return rc;
 }

@@ -1313,6 +1313,19 @@ sched_kick(struct sched *s)
 	}
 }
 
+/* ask (newfile.h) of the filesystem of dir; no where dir cannot be
+   opened */
+static bool
+dir_says(const char *dir, bool (*ask)(int))
+{
+	int	 fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool	 yes = fd != -1 && ask(fd);
+
+	if (fd != -1)
+		close(fd);
+	return yes;
+}
+
 struct sched *
 sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
     struct workq *wq, const struct local_db *ldb)
@@ -1334,16 +1347,8 @@ sched_new(struct event_base *base, const struct config *cfg, struct spool *sp,
 		log_warn("queue: no batched syncs for %s: %s (an fsync per "
 		    "file)", cfg->mail_dir, strerror(errno));
 	if (s->fg != NULL) {
-		int fd = open(cfg->mail_dir,
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		s->lone_fsync = fd != -1 && newfile_fsync_names(fd);
-		if (fd != -1)
-			close(fd);
-		fd = open(cfg->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		s->spool_races = fd != -1 && newfile_fsync_races(fd);
-		if (fd != -1)
-			close(fd);
+		s->lone_fsync = dir_says(cfg->mail_dir, newfile_fsync_names);
+		s->spool_races = dir_says(cfg->spool_dir, newfile_fsync_races);
 	}
 	return s;
 }

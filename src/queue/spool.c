@@ -337,10 +337,7 @@ spool_journal_append(const struct spool *sp, const char *id,
 	}
 	/* a new name in queue/: the first fdatasync writes queue/'s blocks
 	   too, so where that races with commits' syncs it holds queue/ */
-	if (newfile_fsync_races(fd))
-		dirsync_begin_alone(sp->ds, sp->queue_dir, &t);
-	else
-		dirsync_begin(sp->ds, sp->queue_dir, &t);
+	dirsync_begin_as(sp->ds, sp->queue_dir, &t, newfile_fsync_races(fd));
 	rc = fdatasync(fd);
 	if (dirsync_end(&t) == -1)
 		rc = -1;

@@ -169,7 +169,7 @@ alone_thread(void *p)
 	struct alone_arg *a = p;
 	struct dirsync_ticket t;
 
-	dirsync_begin_alone(a->ds, a->dir, &t);
+	dirsync_begin_as(a->ds, a->dir, &t, true);
 	atomic_store(&a->done, 1);
 	if (dirsync_end(&t) != 0)
 		atomic_store(&a->done, 2);
@@ -185,10 +185,10 @@ test_alone(void **state)
 	pthread_t	 th;
 
 	(void)state;
-	dirsync_begin_alone(ds, "/tmp", &t);
+	dirsync_begin_as(ds, "/tmp", &t, true);
 	assert_int_equal(pthread_create(&th, NULL, alone_thread, &a), 0);
 	/* another directory is not held */
-	dirsync_begin_alone(ds, "/nonexistent/petrel", &u);
+	dirsync_begin_as(ds, "/nonexistent/petrel", &u, true);
 	errno = 0;
 	assert_int_equal(dirsync_end(&u), -1);
 	assert_int_equal(errno, ENOENT);
@@ -197,7 +197,7 @@ test_alone(void **state)
 	assert_int_equal(dirsync_end(&t), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(atomic_load(&a.done), 1);
-	dirsync_begin_alone(NULL, "/tmp", &t);		/* no group */
+	dirsync_begin_as(NULL, "/tmp", &t, true);		/* no group */
 	assert_int_equal(dirsync_end(&t), 0);
 	dirsync_free(ds);
 }

@@ -332,7 +332,7 @@ test_publish_held(void **state)
 		snprintf(dst, sizeof(dst), "%s/h%d", f->out, round);
 		assert_int_equal(newfile_open(&nf, f->tmp, "s", 0600), 0);
 		assert_int_equal(write(nf.fd, "body\n", 5), 5);
-		dirsync_begin_alone(ds, f->out, &t);
+		dirsync_begin_as(ds, f->out, &t, true);
 		assert_int_equal(pthread_create(&th, NULL, publish_thread, &a),
 		    0);
 		usleep(100000);
@@ -343,7 +343,7 @@ test_publish_held(void **state)
 		assert_content(dst, "body\n");
 		newfile_discard(&nf);
 		/* not held while nothing is under way */
-		dirsync_begin_alone(ds, f->out, &t);
+		dirsync_begin_as(ds, f->out, &t, true);
 		assert_int_equal(dirsync_end(&t), 0);
 		newfile_allow_unnamed(false);	/* round 1: named */
 	}

@@ -367,13 +367,22 @@ maildir_header_ok(const char *s)
  * durable: dir and the directories above it that this may have created
  * (<mail_dir>/<domain>/<user>/Maildir). On failure *step and *where (in
  * buf) say what failed.
+ *
+ * Where fsyncs race (newfile_fsync_races()), a directory's fsync could
+ * return while another fsync of ours (the first delivery to another new
+ * Maildir of the domain) still writes the block holding its entry: there
+ * a sync of the whole filesystem, which waits for every block in flight,
+ * makes them durable, and an fsync of new/ flushes the disk's cache after
+ * it (fsgroup.c says why). That fsync also walks up the directories just
+ * made (ext4_sync_parent()), so that no file's fsync in new/ does it again.
  */
 static int
-maildir_make(const char *dir, const char **step, const char **where,
+maildir_make_dirs(const char *dir, const char **step, const char **where,
     char *buf, size_t cap)
 {
-	static const char *const subdirs[] = { "tmp", "new", "cur" };
+	static const char *const subdirs[] = { "tmp", "cur", "new" };
 	char	*slash;
+	int	 fd, rc, saved;
 
 	*step = "mkdir";
 	*where = dir;
@@ -386,11 +395,22 @@ maildir_make(const char *dir, const char **step, const char **where,
 		if (mkdir_p(buf, 0700) == -1)
 			return -1;
 	}
-	*step = "fsync";
+	*step = "fsync";		/* buf: new/ */
+	if ((fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	if (newfile_fsync_races(fd)) {
+		rc = syncfs(fd) == -1 || fsync(fd) == -1 ? -1 : 0;
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return rc;
+	}
+	close(fd);
 	if ((size_t)snprintf(buf, cap, "%s", dir) >= cap) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	*where = buf;
 	for (int up = 0; up < 4 && buf[0] != '\0'; up++) {
 		if (fsync_dir(buf) == -1)
 			return -1;
@@ -399,6 +419,34 @@ maildir_make(const char *dir, const char **step, const char **where,
 		*slash = '\0';
 	}
 	return 0;
+}
+
+/*
+ * maildir_make_dirs(), with ds holding dir's new/ (dirsync_hold()) from
+ * before the first mkdir until the entries are durable: no delivery of
+ * ours publishes into the new Maildir, acknowledging on the strength of
+ * entries not yet durable, before this is done.
+ */
+static int
+maildir_make(struct dirsync *ds, const char *dir, const char **step,
+    const char **where, char *buf, size_t cap)
+{
+	struct dirsync_ticket t;
+	char	 newdir[PATH_MAX];
+	int	 rc, saved;
+
+	if (ds == NULL)
+		return maildir_make_dirs(dir, step, where, buf, cap);
+	*step = "mkdir";
+	*where = dir;
+	if (maildir_join(newdir, sizeof(newdir), dir, "new") == -1)
+		return -1;
+	dirsync_hold(ds, newdir, &t);
+	rc = maildir_make_dirs(dir, step, where, buf, cap);
+	saved = errno;
+	dirsync_end(&t);
+	errno = saved;
+	return rc;
 }
 
 /* Does the batch's filesystem sync cover the open file nf? */
@@ -462,7 +510,8 @@ maildir_deliver(struct dirsync *ds, struct maildir_batch *b,
 	    (errno == ENOENT || errno == ENOTDIR)) {
 		/* the first delivery to this box: make it, then try again
 		   (or fail on what is in the way, with its name) */
-		if (maildir_make(dir, &step, &where, path, sizeof(path)) == -1)
+		if (maildir_make(ds, dir, &step, &where, path, sizeof(path)) ==
+		    -1)
 			goto fail;
 		step = "open";
 		where = tmpdir;
@@ -528,7 +577,7 @@ publish:
 			goto fail;
 		}
 		/* new/ was removed under us: make it again, once */
-		if (again > 0 || errno != ENOENT || maildir_make(dir, &step,
+		if (again > 0 || errno != ENOENT || maildir_make(ds, dir, &step,
 		    &where, path, sizeof(path)) == -1)
 			goto fail;
 		step = "deliver";
@@ -575,7 +624,7 @@ batch_name(struct maildir_batch *b, size_t i)
 	for (int up = 0; up < 2; up++)
 		if ((slash = strrchr(dir, '/')) != NULL)
 			*slash = '\0';
-	if (maildir_make(dir, &step, &where, buf, sizeof(buf)) == -1)
+	if (maildir_make(b->ds, dir, &step, &where, buf, sizeof(buf)) == -1)
 		return -1;
 	return newfile_link(&b->files[i], b->paths[i]);
 }

@@ -32,6 +32,8 @@ struct bytesrc;
 struct newfile;
 struct maildir_batch {
 	struct fsgroup	*fg;		/* borrowed */
+	struct dirsync	*ds;		/* borrowed, may be NULL: holds a
+					   Maildir made again (maildir.c) */
 	char		**paths;	/* owned: files waiting for the sync */
 	struct newfile	*files;		/* owned: paths[i]'s file while it
 					   has no name yet, else closed */

@@ -390,8 +390,10 @@ pass_batch(struct pass *p)
 {
 	if (p->s->fg != NULL && (p->env.nrcpt > 1 || p->several ||
 	    (!p->s->lone_fsync &&
-	    atomic_load(&p->s->committing) >= SCHED_GROUP_COMMITS)))
+	    atomic_load(&p->s->committing) >= SCHED_GROUP_COMMITS))) {
 		p->batch.fg = p->s->fg;
+		p->batch.ds = p->s->ds;
+	}
 }
 
 /* One sync for the Maildir files the pass linked, then their results:

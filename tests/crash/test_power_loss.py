@@ -76,12 +76,13 @@ def after_power_loss(img, tmp_path, mounts, name):
 def send_at_once(p, raw, msgs, rcpts, kill_after=None):
     """Each message on its own connection, every end of data sent at once
     so that the commits run together; returns {mid: qid} of the 250s.
+    rcpts: the recipients of every message, or a list of them per message.
     With kill_after, petrel is killed once that many 250s are read: the
     rest are under way then, and not counted."""
     conns = []
-    for _ in msgs:
+    for i in range(len(msgs)):
         c = raw(p.port)
-        begin(c, rcpts)
+        begin(c, rcpts[i] if isinstance(rcpts, list) else rcpts)
         conns.append(c)
     for c, (mid, data) in zip(conns, msgs):
         c.send(data + b".\r\n")
@@ -130,9 +131,10 @@ def check_survivors(root, sent, rcpts_of, queued_ok):
             assert lf(data) in queue[mid], f"queue file of {mid} not whole"
 
 
-def start_on(mnt, make_petrel, direct):
-    """petrel with spool and Maildirs on mnt, for alice and bob."""
-    p = make_petrel(users=["alice@localhost", "bob@localhost"], start=False,
+def start_on(mnt, make_petrel, direct, users=()):
+    """petrel with spool and Maildirs on mnt, for alice, bob and users."""
+    p = make_petrel(users=["alice@localhost", "bob@localhost", *users],
+                    start=False,
                     extra={"server.workers": "8",
                            "server.spool_dir": str(mnt / "spool"),
                            "server.mail_dir": str(mnt / "mail"),
@@ -189,3 +191,29 @@ def test_acknowledged_mail_survives_power_loss(loopfs, make_petrel, raw,
     root = after_power_loss(img, tmp_path, mounts, "after")
     check_survivors(root, sent, rcpts_of, queued_ok=direct == "no")
     assert len(sent) == 6 * 4 + 20 + 4
+
+
+@pytest.mark.parametrize("direct", ["yes", "no"])
+def test_new_maildirs_survive_power_loss(loopfs, make_petrel, raw, tmp_path,
+                                         direct):
+    """First deliveries to new Maildirs of one domain at once, 4 (held
+    fsyncs) then 12 (shared syncs), two of each for one user: the
+    directories each delivery makes are durable before its 250."""
+    img, mnt, mounts = loopfs
+    users = [f"new{n}" for n in range(12)]
+    p = start_on(mnt, make_petrel, direct,
+                 users=[f"{u}@localhost" for u in users])
+    sent, rcpts_of = {}, {}
+    for rnd, group in enumerate((users[:2], users[2:12])):
+        to = group + group[:2]
+        msgs = [(f"n{direct}-{rnd}-{i}", content(f"n{direct}-{rnd}-{i}",
+                                                 20 + 29 * i))
+                for i in range(len(to))]
+        send_at_once(p, raw, msgs, [(f"{u}@localhost",) for u in to])
+        for (mid, data), u in zip(msgs, to):
+            sent[mid] = data
+            rcpts_of[mid] = [u]
+    p.kill()
+    root = after_power_loss(img, tmp_path, mounts, "after")
+    check_survivors(root, sent, rcpts_of, queued_ok=direct == "no")
+    assert len(sent) == 4 + 12

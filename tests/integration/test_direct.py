@@ -74,19 +74,20 @@ class SyncTrace:
             assert m, line
             attached += int(m.group(1) or 1)
 
-    def intervals(self):
+    def intervals(self, call="fsync"):
         """After stop(), of a trace with times: (start, end, path) of each
-        fsync, path as strace shows the descriptor."""
+        call (fsync or syncfs), path as strace shows the descriptor."""
         out, begun = [], {}
         for line in self.out.read_text().splitlines():
-            pid, at, call = line.split(None, 2)
-            fd = r"fsync\(\d+<(.*?)>(\(deleted\))?"
-            if m := re.match(fd + r"\) += \S+ <([\d.]+)>$", call):
+            pid, at, rest = line.split(None, 2)
+            fd = call + r"\(\d+<(.*?)>(\(deleted\))?"
+            if m := re.match(fd + r"\) += \S+ <([\d.]+)>$", rest):
                 out.append((float(at), float(at) + float(m.group(3)),
                             m.group(1) + (m.group(2) or "")))
-            elif m := re.match(fd + r" <unfinished", call):
+            elif m := re.match(fd + r" <unfinished", rest):
                 begun[pid] = (float(at), m.group(1) + (m.group(2) or ""))
-            elif m := re.match(r"<\.\.\. fsync resumed>.* <([\d.]+)>$", call):
+            elif m := re.match(r"<\.\.\. " + call +
+                               r" resumed>.* <([\d.]+)>$", rest):
                 start, path = begun.pop(pid)
                 out.append((start, start + float(m.group(1)), path))
         return out
@@ -162,9 +163,10 @@ def commit_at_once(p, raw, contents):
 
 
 def alone_then_busy(p, raw, tmp_path):
-    """3 messages one after the other, then 20 whose commits run at once,
-    all for alice: each copy there before its 250, once. The traces of
-    the two parts."""
+    """After a first message (which makes the Maildir), 3 messages one
+    after the other, then 20 whose commits run at once, all for alice:
+    each copy there before its 250, once. The traces of the two parts."""
+    send_message(raw(p.port), b"Subject: first\r\n\r\nx\r\n")
     trace = SyncTrace(p.proc.pid, tmp_path / "strace.out")
     try:
         r = raw(p.port)
@@ -183,7 +185,7 @@ def alone_then_busy(p, raw, tmp_path):
             trace.stop()
     assert p.queue_files() == []
     assert p.tmp_files() == []
-    assert len(p.messages("alice")) == 23
+    assert len(p.messages("alice")) == 24
     return alone, busy
 
 
@@ -224,7 +226,6 @@ def test_lone_fsync_covers_the_name(mounted_fs, make_petrel, raw, tmp_path,
     p.mail = mail
     p.start()
     alone, busy = alone_then_busy(p, raw, tmp_path)
-    # "other": the directories above new/, made at the first delivery
     if covers:
         assert (alone["syncfs"], alone["new"], alone["files"]) == (0, 0, 3)
         assert (busy["syncfs"], busy["new"], busy["files"]) == (0, 0, 20)
@@ -279,6 +280,8 @@ def test_queued_commits_take_turns(mounted_fs, make_petrel, raw, tmp_path):
                            "queue.direct_local": "no"})
     p.spool, p.mail = fs / "spool", fs / "mail"
     p.start()
+    send_message(raw(p.port), b"Subject: first\r\n\r\nx\r\n")  # mkdirs
+    assert p.wait_messages("alice", 1)
 
     def at_once(n, tag):
         conns = []
@@ -312,8 +315,68 @@ def test_queued_commits_take_turns(mounted_fs, make_petrel, raw, tmp_path):
         assert b1 <= a2, (a1, b1, a2, b2)
     # most of the 20 queue files only linked, for the shared syncs
     assert busy["syncfs"] >= 1 and len(busy_spool) <= 10, (busy, busy_spool)
-    assert wait_until(lambda: len(p.messages("alice")) == 36, 15)
+    assert wait_until(lambda: len(p.messages("alice")) == 37, 15)
     assert wait_until(lambda: p.queue_files() == [], 10)
+
+
+def test_new_maildirs_made_durable_by_a_filesystem_sync(mounted_fs,
+                                                       make_petrel, raw,
+                                                       tmp_path):
+    """On ext4 without a journal, a directory's fsync can miss a block
+    that another fsync of ours is writing (newfile.h), and the first
+    deliveries to new Maildirs of one domain all write the domain's: the
+    directories a first delivery makes are made durable by a sync of the
+    filesystem and an fsync of the new new/, never by a directory's fsync
+    of their own, and no file's fsync in that new/ begins before that sync
+    ended. 4 at once (held fsyncs), then 12 (shared syncs), two of each
+    for one user; each copy there before its 250, once."""
+    mail = mounted_fs("ext4-nojournal") / "mail"
+    users = [f"new{n}" for n in range(12)]
+    p = make_petrel(users=[f"{u}@localhost" for u in users], start=False,
+                    extra={"server.workers": "8",
+                           "server.mail_dir": str(mail)})
+    p.mail = mail
+    p.start()
+    trace = SyncTrace(p.proc.pid, tmp_path / "strace.out", times=True)
+    try:
+        for rnd, group in enumerate((users[:2], users[2:])):
+            to = group + group[:2]
+            conns = []
+            for u in to:
+                c = raw(p.port)
+                begin(c, (f"{u}@localhost",))
+                conns.append(c)
+            contents = [b"Subject: first %d.%d\r\n\r\nx\r\n" % (rnd, i)
+                        for i in range(len(to))]
+            for c, content in zip(conns, contents):
+                c.send(content + b".\r\n")
+            for c, u, content in zip(conns, to, contents):
+                q = qid(c.reply())
+                check_delivered(the_one(p.messages(u), content), content,
+                                rcpt=f"{u}@localhost", qid=q)
+        counts = trace.stop()
+    finally:
+        if trace.proc.poll() is None:
+            trace.stop()
+    # no fsync of a Maildir/ or above; the shared syncs' flush (fsgroup.c)
+    # is an fsync of mail_dir
+    dirs = {path for a, b, path in trace.intervals()
+            if not path.endswith(("(deleted)", "/new"))}
+    assert dirs <= {str(mail)}, dirs
+    made = {}
+    for a, b, path in trace.intervals("syncfs"):
+        if path.endswith("/Maildir/new"):
+            made.setdefault(path[:-len("/new")], []).append(b)
+    assert sorted(made) == sorted(str(p.maildir(u)) for u in users), made
+    files = [(a, path) for a, b, path in trace.intervals()
+             if path.endswith("(deleted)")]
+    assert files                # the 4 at once take held fsyncs
+    for a, path in files:
+        box = path.rsplit("/tmp/", 1)[0]
+        assert a >= min(made[box]), (path, a, made[box])
+    for u in users:
+        assert len(p.messages(u)) == (2 if u in users[:2] + users[2:4]
+                                      else 1)
 
 
 def test_big_message_two_mailboxes(make_petrel, raw):

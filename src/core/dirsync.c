@@ -313,6 +313,7 @@ ticket_wait(struct dirsync *ds, struct dirsync_ticket *t, int *err)
 		dir_queue(ds, d);
 		pthread_cond_wait(&d->cond, &ds->mtx);
 	}
+	d->remote--;		/* served */
 	if (d->synced < t->mine) {
 		*err = d->err;
 		return -1;

@@ -197,8 +197,9 @@ def test_acknowledged_mail_survives_power_loss(loopfs, make_petrel, raw,
 def test_new_maildirs_survive_power_loss(loopfs, make_petrel, raw, tmp_path,
                                          direct):
     """First deliveries to new Maildirs of one domain at once, 4 (held
-    fsyncs) then 12 (shared syncs), two of each for one user: the
-    directories each delivery makes are durable before its 250."""
+    fsyncs: 2 users, 2 messages each) then 12 (shared syncs: 10 users, 2
+    of them with 2 messages): the directories a delivery relies on are
+    durable before its 250."""
     img, mnt, mounts = loopfs
     users = [f"new{n}" for n in range(12)]
     p = start_on(mnt, make_petrel, direct,

@@ -328,8 +328,9 @@ def test_new_maildirs_made_durable_by_a_filesystem_sync(mounted_fs,
     directories a first delivery makes are made durable by a sync of the
     filesystem and an fsync of the new new/, never by a directory's fsync
     of their own, and no file's fsync in that new/ begins before that sync
-    ended. 4 at once (held fsyncs), then 12 (shared syncs), two of each
-    for one user; each copy there before its 250, once."""
+    ended. 4 at once (held fsyncs: 2 users, 2 messages each), then 12
+    (shared syncs: 10 users, 2 of them with 2 messages); each copy there
+    before its 250, once."""
     mail = mounted_fs("ext4-nojournal") / "mail"
     users = [f"new{n}" for n in range(12)]
     p = make_petrel(users=[f"{u}@localhost" for u in users], start=False,

@@ -12,12 +12,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dirsync.h"
 #include "core/fsgroup.h"
 #include "core/newfile.h"
 #include "core/table.h"
@@ -965,6 +967,77 @@ test_maildir_fail(void **state)
 	remove_tree(dir);
 }
 
+/* A first delivery on a thread of its own (test_maildir_first_held). */
+struct first_delivery {
+	struct dirsync	*ds;
+	const char	*mdir;
+	int		 fd;
+	int		 rc;
+	char		 err[512];
+};
+
+static void *
+first_delivery(void *arg)
+{
+	struct first_delivery *f = arg;
+
+	f->rc = maildir_deliver(f->ds, NULL, NULL, f->mdir, FD_SRC(f->fd), 0,
+	    "", "a@b", "h", f->err, sizeof(f->err));
+	return NULL;
+}
+
+/*
+ * The first delivery to a Maildir holds its new/ before it makes any
+ * directory (maildir.c): while another holds new/, nothing is made; once
+ * let go, the delivery makes the Maildir and delivers. Where fsyncs race
+ * (a filesystem sync makes the directories durable) and where not.
+ */
+static void
+test_maildir_first_held(void **state)
+{
+	char	*spath = write_temp("x\r\n", 3);
+	int	 fd = open(spath, O_RDONLY);
+
+	(void)state;
+	assert_true(fd != -1);
+	for (int races = -1; races <= 1; races += 2) {
+		char	*dir = make_temp_dir();
+		char	 mdir[4096], newdir[4096], domain[4096];
+		struct dirsync *ds = dirsync_new();
+		struct dirsync_ticket t;
+		struct first_delivery f = { .ds = ds, .mdir = mdir, .fd = fd,
+		    .rc = -2 };
+		struct stat st;
+		pthread_t th;
+
+		newfile_set_fsync_races(races);
+		FMT(domain, "%s/example.org", dir);
+		FMT(mdir, "%s/new1/Maildir", domain);
+		FMT(newdir, "%s/new", mdir);
+		dirsync_hold(ds, newdir, &t);
+		assert_int_equal(pthread_create(&th, NULL, first_delivery, &f),
+		    0);
+		usleep(100 * 1000);
+		assert_int_equal(stat(domain, &st), -1);	/* waits */
+		assert_int_equal(f.rc, -2);
+		assert_int_equal(dirsync_end(&t), 0);
+		assert_int_equal(pthread_join(th, NULL), 0);
+		if (f.rc != 0)
+			fail_msg("%s", f.err);
+		assert_int_equal(count_entries(mdir, "new", NULL), 1);
+		assert_int_equal(count_entries(mdir, "tmp", NULL), 0);
+		assert_int_equal(stat(mdir, &st), 0);	/* cur/ too */
+		FMT(newdir, "%s/cur", mdir);
+		assert_int_equal(stat(newdir, &st), 0);
+		dirsync_free(ds);
+		remove_tree(dir);
+	}
+	newfile_set_fsync_races(0);
+	close(fd);
+	unlink(spath);
+	free(spath);
+}
+
 int
 main(void)
 {
@@ -985,6 +1058,7 @@ main(void)
 		cmocka_unit_test(test_maildir_unique),
 		cmocka_unit_test(test_maildir_batch),
 		cmocka_unit_test(test_maildir_fail),
+		cmocka_unit_test(test_maildir_first_held),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

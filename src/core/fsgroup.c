@@ -5,10 +5,8 @@
  * the time it is covered, it fails too: the failed sync may have been its
  * own (syncfs() reports a write error once, to one caller).
  *
- * After syncfs() comes an fsync() of the directory: on ext4 without a
- * journal, syncfs() flushes the disk's cache before its last pass over the
- * metadata buffers (sync_filesystem(): sync_fs, then sync_blockdev), so the
- * inodes written in that pass need one more flush, which the fsync issues.
+ * A sync is syncfs_flushed() of the directory (util.c: syncfs(), then an
+ * fsync for one more flush of the disk's cache).
  */
 #include "core/fsgroup.h"
 
@@ -87,7 +85,7 @@ fsgroup_usable(struct fsgroup *fg, dev_t dev)
 	    now_usec() >= atomic_load(&fg->file_until);
 }
 
-/* One sync of the whole filesystem, then the flush (top of this file). */
+/* One sync of the whole filesystem, with its flush. */
 static int
 sync_once(struct fsgroup *fg)
 {
@@ -97,7 +95,7 @@ sync_once(struct fsgroup *fg)
 	if (fg->fake != NULL)
 		rc = fg->fake(fg->fake_arg);
 	else
-		rc = syncfs(fg->fd) == -1 || fsync(fg->fd) == -1 ? -1 : 0;
+		rc = syncfs_flushed(fg->fd);
 	took = now_usec() - t0;
 	if (fg->slow_usec > 0 && took >= fg->slow_usec) {
 		int saved = errno;

@@ -178,6 +178,18 @@ io_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * On ext4 without a journal, syncfs() flushes the disk's cache before its
+ * last pass over the metadata buffers (sync_filesystem(): sync_fs, then
+ * sync_blockdev), so the inodes written in that pass need one more flush,
+ * which the fsync issues.
+ */
+int
+syncfs_flushed(int fd)
+{
+	return syncfs(fd) == -1 || fsync(fd) == -1 ? -1 : 0;
+}
+
 int
 fsync_dir(const char *dir)
 {

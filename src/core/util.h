@@ -73,6 +73,12 @@ ssize_t	 bytesrc_view(const struct bytesrc *src, char *scratch, size_t n,
 	    off_t off, const char **out);
 /* Open dir read-only, fsync it, close. 0 or -1 (errno set). */
 int	 fsync_dir(const char *dir);
+/*
+ * Make everything on fd's filesystem durable: syncfs(fd), then fsync(fd)
+ * for one more flush of the disk's cache (util.c says why). fd is a
+ * directory. 0 or -1 (errno set).
+ */
+int	 syncfs_flushed(int fd);
 /* mkdir -p with the given mode. 0 or -1. */
 int	 mkdir_p(const char *path, mode_t mode);
 

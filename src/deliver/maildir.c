@@ -372,9 +372,9 @@ maildir_header_ok(const char *s)
  * return while another fsync of ours (the first delivery to another new
  * Maildir of the domain) still writes the block holding its entry: there
  * a sync of the whole filesystem, which waits for every block in flight,
- * makes them durable, and an fsync of new/ flushes the disk's cache after
- * it (fsgroup.c says why). That fsync also walks up the directories just
- * made (ext4_sync_parent()), so that no file's fsync in new/ does it again.
+ * makes them durable (syncfs_flushed() of new/). Its fsync of new/ also
+ * walks up the directories just made (ext4_sync_parent()), so that no
+ * file's fsync in new/ does it again.
  */
 static int
 maildir_make_dirs(const char *dir, const char **step, const char **where,
@@ -399,7 +399,7 @@ maildir_make_dirs(const char *dir, const char **step, const char **where,
 	if ((fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return -1;
 	if (newfile_fsync_races(fd)) {
-		rc = syncfs(fd) == -1 || fsync(fd) == -1 ? -1 : 0;
+		rc = syncfs_flushed(fd);
 		saved = errno;
 		close(fd);
 		errno = saved;

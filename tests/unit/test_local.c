@@ -4,6 +4,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -783,6 +784,22 @@ test_maildir_boundary(void **state)
 	}
 }
 
+/* n deliveries of fd's message to the Maildir dir into batch b, with a
+   group for dir opened for it: unnamed files, or the named fallback. */
+static void
+batch_deliver(struct maildir_batch *b, const char *dir, int fd, bool named,
+    int n)
+{
+	char	 err[512];
+
+	newfile_allow_unnamed(!named);
+	assert_non_null(b->fg = fsgroup_open(dir, 0));
+	for (int i = 0; i < n; i++)
+		if (maildir_deliver(NULL, b, NULL, dir, FD_SRC(fd), 0, "",
+		    "a@b", "h", err, sizeof(err)) != 0)
+			fail_msg("%s", err);
+}
+
 /* A batch: files are named in new/ when it is committed, durable with
    one sync, and a file the batch's filesystem does not hold is made
    durable on its own. */
@@ -799,12 +816,7 @@ test_maildir_batch(void **state)
 	assert_true(fd != -1);
 	/* unnamed files, then the named fallback (tmp/<name>, renamed) */
 	for (int named = 0; named < 2; named++) {
-		newfile_allow_unnamed(!named);
-		assert_non_null(b.fg = fsgroup_open(dir, 0));
-		for (int i = 0; i < 3; i++)
-			assert_int_equal(maildir_deliver(NULL, &b, NULL, dir,
-			    FD_SRC(fd), 0, "", "a@b", "h", err, sizeof(err)),
-			    0);
+		batch_deliver(&b, dir, fd, named, 3);
 		assert_int_equal(b.n, 3);
 		/* written, not named yet: the fallback's files in tmp/ */
 		assert_int_equal(count_entries(dir, "new", NULL),
@@ -829,13 +841,10 @@ test_maildir_batch(void **state)
 	for (int named = 0; named < 2; named++) {
 		char	 newdir[4096];
 
-		newfile_allow_unnamed(!named);
 		FMT(newdir, "%s/new", dir);
 		assert_int_equal(nftw(newdir, rm_entry, 16,
 		    FTW_DEPTH | FTW_PHYS), 0);
-		assert_non_null(b.fg = fsgroup_open(dir, 0));
-		assert_int_equal(maildir_deliver(NULL, &b, NULL, dir, FD_SRC(fd), 0,
-		    "", "a@b", "h", err, sizeof(err)), 0);
+		batch_deliver(&b, dir, fd, named, 1);
 		assert_int_equal(b.n, 1);
 		assert_int_equal(maildir_batch_commit(&b), 0);
 		assert_int_equal(count_entries(dir, "new", NULL), 1);
@@ -848,12 +857,7 @@ test_maildir_batch(void **state)
 	for (int named = 0; named < 2; named++) {
 		size_t before = count_entries(dir, "new", NULL);
 
-		newfile_allow_unnamed(!named);
-		assert_non_null(b.fg = fsgroup_open(dir, 0));
-		for (int i = 0; i < 2; i++)
-			assert_int_equal(maildir_deliver(NULL, &b, NULL, dir,
-			    FD_SRC(fd), 0, "", "a@b", "h", err, sizeof(err)),
-			    0);
+		batch_deliver(&b, dir, fd, named, 2);
 		maildir_batch_add(&b, spath);	/* named before, as queue/ */
 		maildir_batch_discard(&b);
 		assert_int_equal(b.n, 0);

@@ -505,6 +505,9 @@ def test_greeting_timeout_then_retry(make_sender, peer):
         snd.log()
     assert len(p.stall_durations) == 1
     assert 0.5 <= p.stall_durations[0] <= 5, p.stall_durations
+    # The peer has the message before petrel reads its reply and logs it.
+    assert wait_until(lambda: sent_line(snd, q, "tim@peer.test"), 5), \
+        snd.log()
     assert status_lines(snd, q, "tim@peer.test") == ["deferred", "sent"], \
         snd.log()
     line = log_lines(snd, q, "to=<tim@peer.test>", "status=deferred")[0]

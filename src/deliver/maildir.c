@@ -465,7 +465,8 @@ static void
 maildir_batch_defer(struct maildir_batch *b, struct newfile *nf,
     const char *new)
 {
-	newfile_write_start(nf);
+	if (!b->contents_sync)
+		newfile_write_start(nf);
 	maildir_batch_add(b, new);
 	b->files[b->n - 1] = *nf;
 	*nf = NEWFILE_INIT;
@@ -652,11 +653,48 @@ maildir_batch_discard(struct maildir_batch *b)
 	batch_clear(b, true);
 }
 
+/*
+ * With contents_sync, one fsgroup sync writes the contents of every
+ * unnamed file of the batch (and waits for them) before the first is
+ * named: the filesystem's writeback sends them to the disk together,
+ * where a write-out per file sends each on its own (on this VM, a
+ * notification of the virtual disk apiece, about 8 us of CPU, plus a
+ * wait). It costs one more sync of the filesystem, shared with the other
+ * batches under way, so it pays only for many files (scheduler.c picks
+ * 8). Measured with 20 sessions, medians of 4 to 6 interleaved runs: 10
+ * mailboxes per message (w4) took 17% less of petrel's CPU and 10-11%
+ * less of the machine's per message, at the same rate; 3 or 5 mailboxes
+ * saved 3-8% of the CPU but lost about 4% of the rate; one mailbox per
+ * message lost 13% of the rate.
+ */
+static int
+batch_write_contents(struct maildir_batch *b)
+{
+	bool	 any = false;
+
+	for (size_t i = 0; i < b->n; i++)
+		if ((b->files[i].fd != -1 || b->files[i].tmp != NULL) &&
+		    !b->files[i].synced)
+			any = true;
+	if (!any)
+		return 0;
+	if (fsgroup_sync(b->fg) == -1)
+		return -1;
+	for (size_t i = 0; i < b->n; i++)
+		b->files[i].synced = true;	/* newfile_link() skips the
+						   write-out */
+	return 0;
+}
+
 int
 maildir_batch_commit(struct maildir_batch *b)
 {
 	int	 rc = 0, saved = 0;
 
+	if (b->contents_sync && batch_write_contents(b) == -1) {
+		saved = errno;
+		rc = -1;
+	}
 	for (size_t i = 0; i < b->n && rc == 0; i++)
 		if ((b->files[i].fd != -1 || b->files[i].tmp != NULL) &&
 		    batch_name(b, i) == -1) {

@@ -4,6 +4,7 @@
  * maildir.h: deliver one message into a Maildir (tmp/, fsync, rename into
  * new/, fsync new/). Blocking: runs on a worker thread.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -38,6 +39,10 @@ struct maildir_batch {
 	struct newfile	*files;		/* owned: paths[i]'s file while it
 					   has no name yet, else closed */
 	size_t		 n;
+	bool		 contents_sync;	/* set by the caller for many files:
+					   their contents are written out by
+					   one fsgroup sync before any is
+					   named, not each by its own */
 };
 
 /*
@@ -72,7 +77,8 @@ void	maildir_batch_add(struct maildir_batch *b, const char *path);
 /*
  * Name the batch's Maildir files (maildir_deliver() writes them and starts
  * their write-out; each is named once its contents are on the disk, the
- * write-outs overlapping), then make them all durable. 0, or -1 with
+ * write-outs overlapping; with contents_sync, all are named after one
+ * fsgroup sync wrote them), then make them all durable. 0, or -1 with
  * errno set: then they are removed again (nothing acknowledged relies on
  * them yet) and the caller treats every delivery of the batch as failed.
  * Empties b either way.

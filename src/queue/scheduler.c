@@ -41,6 +41,8 @@
 #define SCHED_TEXT_MAX		512
 #define SCHED_DIRECT_MAX	50	/* recipients delivered before the 250 */
 #define SCHED_GROUP_COMMITS	5	/* commits under way: one sync (pass_batch) */
+#define SCHED_CONTENTS_SYNC	8	/* files a pass writes: their contents
+					   by one sync too (maildir.c) */
 #define SCHED_SLOW_SYNC_USEC	1000000	/* a slower syncfs: fsyncs for a
 					   while */
 
@@ -383,16 +385,19 @@ pend_add(struct pass *p, size_t rcpt, const char *mailbox)
  * concurrent ones into one commit, which is what the shared sync is for.
  * (Not measured with a journal: this VM's disk has none. Without one,
  * one fsync each was quicker than the shared sync at every load tried,
- * but is not safe there.)
+ * but is not safe there.) A pass that will write at least
+ * SCHED_CONTENTS_SYNC files (files: the mailboxes it goes to, or its
+ * recipients) has their contents written by a sync of its own as well.
  */
 static void
-pass_batch(struct pass *p)
+pass_batch(struct pass *p, size_t files)
 {
 	if (p->s->fg != NULL && (p->env.nrcpt > 1 || p->several ||
 	    (!p->s->lone_fsync &&
 	    atomic_load(&p->s->committing) >= SCHED_GROUP_COMMITS))) {
 		p->batch.fg = p->s->fg;
 		p->batch.ds = p->s->ds;
+		p->batch.contents_sync = files >= SCHED_CONTENTS_SYNC;
 	}
 }
 
@@ -565,7 +570,7 @@ prepare_work(void *arg)
 	p->src.fd = p->fd;
 	if (pass_load(p, true) == -1)
 		return;		/* kept for the administrator; retried */
-	pass_batch(p);
+	pass_batch(p, p->env.nrcpt);
 	for (size_t i = 0; i < p->env.nrcpt; i++) {
 		if (p->final[i])
 			continue;
@@ -684,7 +689,7 @@ direct_deliver(struct commit *c, struct pass *p)
 		spool_msg_src(c->m, &p->src);	/* still memory, or the file */
 		p->several = true;
 	}
-	pass_batch(p);
+	pass_batch(p, mailboxes);
 	if (pending)	/* durable with the batch, or removed with it */
 		maildir_batch_add(&p->batch, c->m->queue_path);
 	for (size_t i = 0; i < p->env.nrcpt; i++) {

@@ -218,3 +218,32 @@ def test_new_maildirs_survive_power_loss(loopfs, make_petrel, raw, tmp_path,
     root = after_power_loss(img, tmp_path, mounts, "after")
     check_survivors(root, sent, rcpts_of, queued_ok=direct == "no")
     assert len(sent) == 4 + 12
+
+
+@pytest.mark.parametrize("direct", ["yes", "no"])
+def test_many_mailboxes_survive_power_loss(loopfs, make_petrel, raw,
+                                           tmp_path, direct):
+    """Messages for 8 mailboxes each, 4 at once, then 12 at once with the
+    power lost after 5 of their 250s: their files' contents go out by one
+    filesystem sync before any is named (maildir.c, contents_sync); no
+    Maildir file may be part of a message and none acknowledged may be
+    lost."""
+    img, mnt, mounts = loopfs
+    users = [f"m{n}" for n in range(8)]
+    to = tuple(f"{u}@localhost" for u in users)
+    p = start_on(mnt, make_petrel, direct, users=to)
+    sent, rcpts_of, every = {}, {}, {}
+    for rnd, (n, kill) in enumerate(((4, None), (12, 5))):
+        msgs = [(f"m{direct}-{rnd}-{i}", content(f"m{direct}-{rnd}-{i}",
+                                                 20 + 31 * i))
+                for i in range(n)]
+        every.update(msgs)
+        acked = send_at_once(p, raw, msgs, to, kill_after=kill)
+        assert len(acked) == (kill or n)
+        for mid in acked:
+            sent[mid] = every[mid]
+            rcpts_of[mid] = list(users)
+    assert p.proc is None
+    root = after_power_loss(img, tmp_path, mounts, "after")
+    check_survivors(root, every, rcpts_of, queued_ok=direct == "no")
+    assert len(sent) == 4 + 5

@@ -380,6 +380,92 @@ def test_new_maildirs_made_durable_by_a_filesystem_sync(mounted_fs,
                                       else 1)
 
 
+def trace_files(pid, out):
+    """strace on petrel for the calls that write out, name and sync
+    Maildir files; after the returned stop(): a list of (start, end,
+    call, args) in time order."""
+    proc = subprocess.Popen(
+        ["strace", "-f", "-y", "-ttt", "-T", "-e",
+         "trace=syncfs,sync_file_range,linkat,rename", "-o", str(out),
+         "-p", str(pid)], stderr=subprocess.PIPE, text=True)
+    threads = len(os.listdir(f"/proc/{pid}/task"))
+    attached = 0
+    while attached < threads:       # as SyncTrace: every thread first
+        line = proc.stderr.readline()
+        m = re.search(r"attached(?: with (\d+) threads)?$", line.strip())
+        assert m, line
+        attached += int(m.group(1) or 1)
+
+    def stop():
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+        proc.stderr.close()
+        calls, begun = [], {}
+        for line in out.read_text().splitlines():
+            pid_, at, rest = line.split(None, 2)
+            if m := re.match(r"(\w+)\((.*)\) += \S+.* <([\d.]+)>$", rest):
+                calls.append((float(at), float(at) + float(m.group(3)),
+                              m.group(1), m.group(2)))
+            elif m := re.match(r"(\w+)\((.*) <unfinished", rest):
+                begun[pid_] = (float(at), m.group(1), m.group(2))
+            elif m := re.match(r"<\.\.\. (\w+) resumed>(.*)\) += \S+.* "
+                               r"<([\d.]+)>$", rest):
+                start, call, args = begun.pop(pid_)
+                calls.append((start, start + float(m.group(3)), call,
+                              args + m.group(2)))
+        return sorted(calls)
+    return stop
+
+
+@pytest.mark.parametrize("direct", ["yes", "no"])
+def test_many_mailboxes_contents_by_one_sync(make_petrel, raw, tmp_path,
+                                            direct):
+    """A message for 8 mailboxes (at commit, or through the queue): the
+    contents of its 8 files are written out by one sync of the
+    filesystem, which ends before the first of them is named in new/ (no
+    write-out per file), and a second sync makes them durable. A message
+    for 2 keeps a write-out per file and the one sync."""
+    users = [f"m{n}" for n in range(8)]
+    p = make_petrel(users=[f"{u}@localhost" for u in users],
+                    extra={"queue.direct_local": direct})
+    r = raw(p.port)
+    rcpts = [f"{u}@localhost" for u in users]
+    send_message(r, b"Subject: first\r\n\r\nx\r\n", rcpts=rcpts)
+    for u in users:         # the Maildirs made before the trace
+        assert len(p.wait_messages(u, 1)) == 1
+    assert p.wait_queue_empty()
+    got = dict.fromkeys(users, 1)
+    for n, to in ((2, rcpts[:2]), (8, rcpts)):
+        stop = trace_files(p.proc.pid, tmp_path / f"strace{n}.out")
+        try:
+            content = b"Subject: to %d\r\n\r\nx\r\n" % n
+            q = send_message(r, content, rcpts=to)
+            for u in users[:n]:
+                got[u] += 1
+                msgs = p.wait_messages(u, got[u])
+                check_delivered(the_one(msgs, content), content,
+                                rcpt=f"{u}@localhost", qid=q, single=False)
+            assert p.wait_queue_empty()
+        finally:
+            calls = stop()
+        files = [c for c in calls if "/Maildir/tmp/" in c[3]]
+        writes = [c for c in files if c[2] == "sync_file_range"]
+        links = [c for c in calls if c[2] in ("linkat", "rename") and
+                 "/Maildir/new/" in c[3]]
+        syncs = [c for c in calls if c[2] == "syncfs"]
+        assert len(links) == n, calls
+        if n == 2:
+            assert len(writes) >= 2, calls
+            assert len(syncs) >= 1, calls
+        else:
+            assert writes == [], writes
+            assert len(syncs) >= 2, calls
+            first_link = min(c[0] for c in links)
+            assert any(c[1] <= first_link for c in syncs), calls
+            assert any(c[0] >= max(c[1] for c in links) for c in syncs), \
+                calls
+
+
 def test_big_message_two_mailboxes(make_petrel, raw):
     """Over the spool's 128 KiB in memory: the body is in a file before
     queue/<id> is named; both copies are whole and nothing stays queued."""

@@ -881,6 +881,80 @@ test_maildir_batch(void **state)
 	remove_tree(dir);
 }
 
+/* What a fake filesystem sync saw of the Maildir each time it ran. */
+struct sync_seen {
+	const char	*dir;
+	size_t		 calls;
+	size_t		 in_new[4], in_tmp[4];
+	int		 fail_at;	/* the call that fails (1-based), or 0 */
+};
+
+static int
+fake_sync(void *arg)
+{
+	struct sync_seen *s = arg;
+
+	if (s->calls < 4) {
+		s->in_new[s->calls] = count_entries(s->dir, "new", NULL);
+		s->in_tmp[s->calls] = count_entries(s->dir, "tmp", NULL);
+	}
+	if (++s->calls == (size_t)s->fail_at) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* contents_sync: one sync of the filesystem runs before any file of the
+   batch has its name in new/, a second after they all have; when the
+   first fails, no file is named and none is left in tmp/. */
+static void
+test_maildir_contents_sync(void **state)
+{
+	char	*dir = make_temp_dir(), *spath = write_temp("x\r\n", 3);
+	struct maildir_batch b = { .contents_sync = true };
+	struct sync_seen seen = { .dir = dir };
+	int	 fd;
+
+	(void)state;
+	fd = open(spath, O_RDONLY);
+	assert_true(fd != -1);
+	for (int named = 0; named < 2; named++) {
+		size_t before = count_entries(dir, "new", NULL);
+
+		seen.calls = 0;
+		seen.fail_at = 0;
+		batch_deliver(&b, dir, fd, named, 3);
+		fsgroup_set_sync(b.fg, fake_sync, &seen);
+		assert_int_equal(maildir_batch_commit(&b), 0);
+		assert_int_equal(seen.calls, 2);
+		assert_int_equal(seen.in_new[0], before);	/* none named */
+		assert_int_equal(seen.in_tmp[0], 3 * (size_t)named);
+		assert_int_equal(seen.in_new[1], before + 3);
+		assert_int_equal(seen.in_tmp[1], 0);
+		assert_true(b.contents_sync);	/* the caller's setting */
+		fsgroup_free(b.fg);
+
+		/* the contents' sync fails: nothing is named, nothing kept */
+		seen.calls = 0;
+		seen.fail_at = 1;
+		batch_deliver(&b, dir, fd, named, 2);
+		fsgroup_set_sync(b.fg, fake_sync, &seen);
+		assert_int_equal(maildir_batch_commit(&b), -1);
+		assert_int_equal(errno, EIO);
+		assert_int_equal(seen.calls, 1);
+		assert_int_equal(count_entries(dir, "new", NULL), before + 3);
+		assert_int_equal(count_entries(dir, "tmp", NULL), 0);
+		assert_int_equal(b.n, 0);
+		fsgroup_free(b.fg);
+	}
+	newfile_allow_unnamed(true);
+	close(fd);
+	unlink(spath);
+	free(spath);
+	remove_tree(dir);
+}
+
 static void
 test_maildir_unique(void **state)
 {
@@ -1061,6 +1135,7 @@ main(void)
 		cmocka_unit_test(test_maildir_boundary),
 		cmocka_unit_test(test_maildir_unique),
 		cmocka_unit_test(test_maildir_batch),
+		cmocka_unit_test(test_maildir_contents_sync),
 		cmocka_unit_test(test_maildir_fail),
 		cmocka_unit_test(test_maildir_first_held),
 	};

@@ -55,13 +55,13 @@ def test_two_mailboxes_before_250(make_petrel, raw):
 class SyncTrace:
     """strace on a running petrel, counting its syncfs(2) calls and its
     fsync(2) calls on files and on Maildir new/ directories; with times,
-    also when each fsync began and ended."""
+    also when each call began and ended. calls: the calls to trace."""
 
-    def __init__(self, pid, out, times=False):
+    def __init__(self, pid, out, times=False, calls="syncfs,fsync"):
         self.out = out
         self.proc = subprocess.Popen(
             ["strace", "-f", "-y", *(["-ttt", "-T"] if times else []),
-             "-e", "trace=syncfs,fsync", "-o", str(out), "-p", str(pid)],
+             "-e", "trace=" + calls, "-o", str(out), "-p", str(pid)],
             stderr=subprocess.PIPE, text=True)
         # trace only once every thread petrel has is traced (later ones
         # are followed): strace says "Process N attached with M threads"
@@ -77,20 +77,30 @@ class SyncTrace:
     def intervals(self, call="fsync"):
         """After stop(), of a trace with times: (start, end, path) of each
         call (fsync or syncfs), path as strace shows the descriptor."""
+        out = []
+        for start, end, name, args in self.calls():
+            m = re.match(r"\d+<(.*?)>(\(deleted\))?", args)
+            if name == call and m:
+                out.append((start, end, m.group(1) + (m.group(2) or "")))
+        return out
+
+    def calls(self):
+        """After stop(), of a trace with times: (start, end, call, args) of
+        every call, in order of their start."""
         out, begun = [], {}
         for line in self.out.read_text().splitlines():
             pid, at, rest = line.split(None, 2)
-            fd = call + r"\(\d+<(.*?)>(\(deleted\))?"
-            if m := re.match(fd + r"\) += \S+ <([\d.]+)>$", rest):
+            if m := re.match(r"(\w+)\((.*)\) += \S+.* <([\d.]+)>$", rest):
                 out.append((float(at), float(at) + float(m.group(3)),
-                            m.group(1) + (m.group(2) or "")))
-            elif m := re.match(fd + r" <unfinished", rest):
-                begun[pid] = (float(at), m.group(1) + (m.group(2) or ""))
-            elif m := re.match(r"<\.\.\. " + call +
-                               r" resumed>.* <([\d.]+)>$", rest):
-                start, path = begun.pop(pid)
-                out.append((start, start + float(m.group(1)), path))
-        return out
+                            m.group(1), m.group(2)))
+            elif m := re.match(r"(\w+)\((.*) <unfinished", rest):
+                begun[pid] = (float(at), m.group(1), m.group(2))
+            elif m := re.match(r"<\.\.\. (\w+) resumed>(.*)\) += \S+.* "
+                               r"<([\d.]+)>$", rest):
+                start, call, args = begun.pop(pid)
+                out.append((start, start + float(m.group(3)), call,
+                            args + m.group(2)))
+        return sorted(out)
 
     def stop(self):
         """Counts: "syncfs"; fsyncs of a "new/", of an unnamed file
@@ -380,43 +390,6 @@ def test_new_maildirs_made_durable_by_a_filesystem_sync(mounted_fs,
                                       else 1)
 
 
-def trace_files(pid, out):
-    """strace on petrel for the calls that write out, name and sync
-    Maildir files; after the returned stop(): a list of (start, end,
-    call, args) in time order."""
-    proc = subprocess.Popen(
-        ["strace", "-f", "-y", "-ttt", "-T", "-e",
-         "trace=syncfs,sync_file_range,linkat,rename", "-o", str(out),
-         "-p", str(pid)], stderr=subprocess.PIPE, text=True)
-    threads = len(os.listdir(f"/proc/{pid}/task"))
-    attached = 0
-    while attached < threads:       # as SyncTrace: every thread first
-        line = proc.stderr.readline()
-        m = re.search(r"attached(?: with (\d+) threads)?$", line.strip())
-        assert m, line
-        attached += int(m.group(1) or 1)
-
-    def stop():
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-        proc.stderr.close()
-        calls, begun = [], {}
-        for line in out.read_text().splitlines():
-            pid_, at, rest = line.split(None, 2)
-            if m := re.match(r"(\w+)\((.*)\) += \S+.* <([\d.]+)>$", rest):
-                calls.append((float(at), float(at) + float(m.group(3)),
-                              m.group(1), m.group(2)))
-            elif m := re.match(r"(\w+)\((.*) <unfinished", rest):
-                begun[pid_] = (float(at), m.group(1), m.group(2))
-            elif m := re.match(r"<\.\.\. (\w+) resumed>(.*)\) += \S+.* "
-                               r"<([\d.]+)>$", rest):
-                start, call, args = begun.pop(pid_)
-                calls.append((start, start + float(m.group(3)), call,
-                              args + m.group(2)))
-        return sorted(calls)
-    return stop
-
-
 @pytest.mark.parametrize("direct", ["yes", "no"])
 def test_many_mailboxes_contents_by_one_sync(make_petrel, raw, tmp_path,
                                             direct):
@@ -436,7 +409,9 @@ def test_many_mailboxes_contents_by_one_sync(make_petrel, raw, tmp_path,
     assert p.wait_queue_empty()
     got = dict.fromkeys(users, 1)
     for n, to in ((2, rcpts[:2]), (8, rcpts)):
-        stop = trace_files(p.proc.pid, tmp_path / f"strace{n}.out")
+        trace = SyncTrace(p.proc.pid, tmp_path / f"strace{n}.out",
+                          times=True,
+                          calls="syncfs,sync_file_range,linkat,rename")
         try:
             content = b"Subject: to %d\r\n\r\nx\r\n" % n
             q = send_message(r, content, rcpts=to)
@@ -447,7 +422,8 @@ def test_many_mailboxes_contents_by_one_sync(make_petrel, raw, tmp_path,
                                 rcpt=f"{u}@localhost", qid=q, single=False)
             assert p.wait_queue_empty()
         finally:
-            calls = stop()
+            trace.stop()
+        calls = trace.calls()
         files = [c for c in calls if "/Maildir/tmp/" in c[3]]
         writes = [c for c in files if c[2] == "sync_file_range"]
         links = [c for c in calls if c[2] in ("linkat", "rename") and

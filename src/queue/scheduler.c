@@ -386,8 +386,9 @@ pend_add(struct pass *p, size_t rcpt, const char *mailbox)
  * (Not measured with a journal: this VM's disk has none. Without one,
  * one fsync each was quicker than the shared sync at every load tried,
  * but is not safe there.) A pass that will write at least
- * SCHED_CONTENTS_SYNC files (files: the mailboxes it goes to, or its
- * recipients) has their contents written by a sync of its own as well.
+ * SCHED_CONTENTS_SYNC files (files: the mailboxes it goes to, or the
+ * recipients it has left) has their contents written by a sync of its
+ * own as well.
  */
 static void
 pass_batch(struct pass *p, size_t files)
@@ -556,6 +557,7 @@ prepare_work(void *arg)
 	struct pass	*p = arg;
 	struct strlist	 done = { 0 };
 	char		 path[4096];
+	size_t		 todo = 0;
 
 	p->outcome = PASS_ERROR;
 	spool_path(p->sp, p->id, path, sizeof(path));
@@ -570,7 +572,10 @@ prepare_work(void *arg)
 	p->src.fd = p->fd;
 	if (pass_load(p, true) == -1)
 		return;		/* kept for the administrator; retried */
-	pass_batch(p, p->env.nrcpt);
+	for (size_t i = 0; i < p->env.nrcpt; i++)
+		if (!p->final[i])
+			todo++;
+	pass_batch(p, todo);
 	for (size_t i = 0; i < p->env.nrcpt; i++) {
 		if (p->final[i])
 			continue;

@@ -442,6 +442,40 @@ def test_many_mailboxes_contents_by_one_sync(make_petrel, raw, tmp_path,
                 calls
 
 
+def test_retry_for_one_mailbox_of_eight_writes_it_out(make_petrel, raw,
+                                                      tmp_path):
+    """8 mailboxes, one of which cannot be made: the 7 go at commit, the
+    message is queued, and the retry for the last one writes one file:
+    its own write-out, no sync of the filesystem for its contents."""
+    users = [f"m{n}" for n in range(8)]
+    p = make_petrel(users=[f"{u}@localhost" for u in users])
+    blocker = p.mail / "localhost" / "m7"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a directory\n")
+    content = b"Subject: seven then one\r\n\r\nx\r\n"
+    q = send_message(raw(p.port), content,
+                     rcpts=[f"{u}@localhost" for u in users])
+    assert q in p.queue_files()
+    for u in users[:7]:
+        assert len(p.messages(u)) == 1
+    trace = SyncTrace(p.proc.pid, tmp_path / "strace.out", times=True,
+                      calls="syncfs,sync_file_range,linkat,rename")
+    try:
+        blocker.unlink()
+        msgs = p.wait_messages("m7", 1)
+        check_delivered(msgs[0], content, rcpt="m7@localhost", qid=q,
+                        single=False)
+        assert p.wait_queue_empty()
+    finally:
+        trace.stop()
+    calls = trace.calls()
+    writes = [c for c in calls if c[2] == "sync_file_range" and
+              "/m7/Maildir/tmp/" in c[3]]
+    assert len(writes) >= 1, calls
+    for u in users[:7]:
+        assert len(p.messages(u)) == 1
+
+
 def test_big_message_two_mailboxes(make_petrel, raw):
     """Over the spool's 128 KiB in memory: the body is in a file before
     queue/<id> is named; both copies are whole and nothing stays queued."""

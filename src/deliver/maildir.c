@@ -460,7 +460,8 @@ maildir_batched(const struct newfile *nf, const struct maildir_batch *b)
 }
 
 /* Hand the written file nf, to be named new, to the batch (which owns it
-   from now on), its write-out started: maildir_batch_commit() names it. */
+   from now on), its write-out started unless the batch's contents sync
+   is to write it: maildir_batch_commit() names it. */
 static void
 maildir_batch_defer(struct maildir_batch *b, struct newfile *nf,
     const char *new)

@@ -609,6 +609,14 @@ maildir_batch_add(struct maildir_batch *b, const char *path)
 	b->paths[b->n++] = xstrdup(path);
 }
 
+/* Is the batch's file i still without its name (open, or the fallback's
+   tmp/ file)? Entries added by path were named before. */
+static bool
+batch_unnamed(const struct maildir_batch *b, size_t i)
+{
+	return b->files[i].fd != -1 || b->files[i].tmp != NULL;
+}
+
 /* Name the deferred file i: its Maildir made again if it went away. */
 static int
 batch_name(struct maildir_batch *b, size_t i)
@@ -674,8 +682,7 @@ batch_write_contents(struct maildir_batch *b)
 	bool	 any = false;
 
 	for (size_t i = 0; i < b->n; i++)
-		if ((b->files[i].fd != -1 || b->files[i].tmp != NULL) &&
-		    !b->files[i].synced)
+		if (batch_unnamed(b, i) && !b->files[i].synced)
 			any = true;
 	if (!any)
 		return 0;
@@ -697,8 +704,7 @@ maildir_batch_commit(struct maildir_batch *b)
 		rc = -1;
 	}
 	for (size_t i = 0; i < b->n && rc == 0; i++)
-		if ((b->files[i].fd != -1 || b->files[i].tmp != NULL) &&
-		    batch_name(b, i) == -1) {
+		if (batch_unnamed(b, i) && batch_name(b, i) == -1) {
 			saved = errno;
 			rc = -1;
 		}

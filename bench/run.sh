@@ -93,7 +93,7 @@ fi
 # --- tools -----------------------------------------------------------------
 gcc -std=c17 -O2 -Wall -Wextra -Werror -pthread \
 	-o "$PEERS/commit_ceiling" "$BENCH/commit_ceiling.c"
-gcc -std=c17 -O2 -Wall -Wextra -Werror \
+gcc -std=c17 -O2 -Wall -Wextra -Werror -pthread \
 	-o "$PEERS/smtp_floor" "$BENCH/smtp_floor.c"
 if [ $SMOKE = 0 ]; then
 	gcc -std=c17 -O2 -Wall -Wextra -Werror -shared -fPIC \

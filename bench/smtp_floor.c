@@ -8,7 +8,19 @@
  * itself. This is a benchmark tool, not a server: no limits beyond a line
  * length, no TLS, no timeouts; it runs on loopback for the length of a run.
  *
- * usage: smtp_floor -p PORT [-a ADDRESS] [-b BACKLOG]
+ * With -j FILE it is the durable floor: about the least a server that
+ * answers 250 only once the message is on stable storage can do on this
+ * disk. The data goes into FILE, written full of zeros at start (so a
+ * write there changes no block map and no size: an fdatasync of it writes
+ * the data and flushes the disk's cache, nothing more), one message after
+ * another, round when it reaches the end. Syncer threads (-t, default 1)
+ * each start an fdatasync when messages were written since the last one
+ * began; one covers every message written before it began, and those get
+ * their 250 when it returns (group commit). No file per message, no name,
+ * no directory, no reading back: a server that keeps each message in a
+ * file of its own, as MTAs do, does more for each.
+ *
+ * usage: smtp_floor -p PORT [-a ADDRESS] [-b BACKLOG] [-j FILE [-t N]]
  * Stops on SIGTERM or SIGINT. Prints nothing unless it fails.
  */
 #define _GNU_SOURCE
@@ -16,13 +28,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +45,7 @@
 #define FLOOR_LINE	1024	/* longest command line kept */
 #define FLOOR_EVENTS	256
 #define FLOOR_OUT	4096	/* replies to one read: pipelined commands */
+#define FLOOR_JOURNAL	(64u << 20)	/* bytes of -j FILE, reused round */
 
 static const char	 eod[] = "\r\n.\r\n";
 #define EOD_LEN		5
@@ -40,9 +56,37 @@ struct conn {
 	int	 match;		/* bytes of eod matched at the last read's end */
 	size_t	 llen;		/* command line so far */
 	char	 line[FLOOR_LINE];
+	/* durable floor: waiting for the sync of generation gen */
+	bool	 waiting;
+	bool	 muted;		/* EPOLLIN off while waiting */
+	uint64_t gen;
+	char	*rest;		/* owned: input after the data, for later */
+	size_t	 rest_len;
+	struct conn *next_wait;
 };
 
+/*
+ * The durable floor's journal. The loop writes and counts: written is the
+ * generation of the last message whose data is written; the syncer
+ * threads make generations durable and say so through efd.
+ */
+struct journal {
+	int		 fd;		/* -1: not the durable floor */
+	uint64_t	 off;		/* next write; loop only */
+	pthread_mutex_t	 mtx;
+	pthread_cond_t	 cond;
+	uint64_t	 written;	/* guarded by mtx */
+	uint64_t	 started;	/* guarded by mtx: a sync covers it */
+	uint64_t	 synced;	/* guarded by mtx */
+	int		 efd;		/* eventfd: synced moved */
+	struct conn	*wait_head;	/* loop only: conns waiting */
+};
+
+static struct journal	 jn = { .fd = -1 };
 static volatile sig_atomic_t	 stop;
+
+static int	 journal_write(const char *p, size_t n);
+static void	 journal_wait(struct conn *c, const char *p, size_t n);
 
 static void
 on_signal(int sig)
@@ -140,11 +184,21 @@ input(struct conn *c, const char *p, size_t n)
 
 	while (i < n && keep) {
 		if (c->data) {
-			i += data_bytes(c, p + i, n - i);
-			if (!c->data)
+			size_t k = data_bytes(c, p + i, n - i);
+
+			if (jn.fd != -1 && journal_write(p + i, k) == -1)
+				return false;
+			i += k;
+			if (c->data)
+				continue;
+			if (jn.fd == -1) {
 				keep = out_add(out, &olen,
 				    "250 2.0.0 Ok: discarded\r\n");
-			continue;
+				continue;
+			}
+			/* the 250 waits for the sync; so does what follows */
+			journal_wait(c, p + i, n - i);
+			break;
 		}
 		const char *lf = memchr(p + i, '\n', n - i);
 		size_t run = lf == NULL ? n - i : (size_t)(lf - (p + i));
@@ -171,9 +225,149 @@ input(struct conn *c, const char *p, size_t n)
 static void
 conn_close(int ep, struct conn *c)
 {
-	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	if (!c->muted)
+		epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	free(c->rest);
 	free(c);
+}
+
+/* ---- the durable floor ------------------------------------------- */
+
+/* Fill path with zeros and keep it open; -1 on failure. */
+static int
+journal_open(const char *path)
+{
+	static char	 zeros[1 << 20];
+	int		 fd;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600))
+	    == -1)
+		return -1;
+	for (uint64_t off = 0; off < FLOOR_JOURNAL; off += sizeof(zeros))
+		if (pwrite(fd, zeros, sizeof(zeros), (off_t)off) !=
+		    (ssize_t)sizeof(zeros)) {
+			close(fd);
+			return -1;
+		}
+	if (fsync(fd) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Data bytes into the journal, round at its end; -1 on failure. */
+static int
+journal_write(const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t	 k = n;
+		ssize_t	 w;
+
+		if (jn.off == FLOOR_JOURNAL)
+			jn.off = 0;
+		if (k > FLOOR_JOURNAL - jn.off)
+			k = FLOOR_JOURNAL - jn.off;
+		if ((w = pwrite(jn.fd, p, k, (off_t)jn.off)) <= 0)
+			return -1;
+		jn.off += (uint64_t)w;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* c's message is written: wait for its sync, keeping the input after it */
+static void
+journal_wait(struct conn *c, const char *p, size_t n)
+{
+	pthread_mutex_lock(&jn.mtx);
+	c->gen = ++jn.written;
+	pthread_cond_signal(&jn.cond);
+	pthread_mutex_unlock(&jn.mtx);
+	c->waiting = true;
+	if (n > 0) {
+		if ((c->rest = malloc(n)) == NULL)
+			abort();	/* a benchmark tool: no way on */
+		memcpy(c->rest, p, n);
+		c->rest_len = n;
+	}
+	c->next_wait = jn.wait_head;
+	jn.wait_head = c;
+}
+
+static void *
+journal_syncer(void *arg)
+{
+	uint64_t	 target, one = 1;
+
+	(void)arg;
+	pthread_mutex_lock(&jn.mtx);
+	for (;;) {
+		while (jn.started == jn.written)
+			pthread_cond_wait(&jn.cond, &jn.mtx);
+		target = jn.started = jn.written;
+		pthread_mutex_unlock(&jn.mtx);
+		/* writes out every dirty page and waits for every page under
+		   write-out, other syncers' too, then flushes: it covers all
+		   written before it began */
+		if (fdatasync(jn.fd) == -1) {
+			perror("smtp_floor: fdatasync");
+			exit(1);
+		}
+		pthread_mutex_lock(&jn.mtx);
+		if (target > jn.synced)
+			jn.synced = target;
+		if (write(jn.efd, &one, sizeof(one)) != sizeof(one))
+			abort();
+	}
+	return NULL;
+}
+
+/* Answer the messages now durable; go on with what their clients sent. */
+static void
+journal_synced(int ep)
+{
+	struct conn	**pp = &jn.wait_head, *c, *done = NULL;
+	uint64_t	 synced, n;
+
+	if (read(jn.efd, &n, sizeof(n)) != sizeof(n))
+		return;
+	pthread_mutex_lock(&jn.mtx);
+	synced = jn.synced;
+	pthread_mutex_unlock(&jn.mtx);
+	while ((c = *pp) != NULL) {
+		if (c->gen <= synced) {
+			*pp = c->next_wait;
+			c->next_wait = done;
+			done = c;
+		} else
+			pp = &c->next_wait;
+	}
+	for (; done != NULL; done = c) {
+		static const char ok[] = "250 2.0.0 Ok: kept\r\n";
+		struct epoll_event ev = { .events = EPOLLIN };
+		char	*rest;
+		bool	 keep;
+
+		c = done->next_wait;
+		done->waiting = false;
+		keep = write(done->fd, ok, sizeof(ok) - 1) ==
+		    (ssize_t)sizeof(ok) - 1;
+		if (keep && done->muted) {
+			ev.data.ptr = done;
+			keep = epoll_ctl(ep, EPOLL_CTL_ADD, done->fd, &ev) == 0;
+			done->muted = false;
+		}
+		if (keep && (rest = done->rest) != NULL) {
+			done->rest = NULL;
+			keep = input(done, rest, done->rest_len);
+			free(rest);
+		}
+		if (!keep && !done->waiting)
+			conn_close(ep, done);
+	}
 }
 
 static void
@@ -206,7 +400,7 @@ static int
 usage(void)
 {
 	fprintf(stderr, "usage: smtp_floor -p PORT [-a ADDRESS] "
-	    "[-b BACKLOG]\n");
+	    "[-b BACKLOG] [-j FILE [-t SYNCERS]]\n");
 	return 2;
 }
 
@@ -216,17 +410,24 @@ main(int argc, char **argv)
 	struct sockaddr_in	 sin = { .sin_family = AF_INET };
 	struct epoll_event	 evs[FLOOR_EVENTS], lev = { .events = EPOLLIN };
 	static char		 buf[FLOOR_READ];
-	const char		*addr = "127.0.0.1";
-	int			 port = 0, backlog = 1024, opt, lfd, ep, one = 1;
+	const char		*addr = "127.0.0.1", *journal = NULL;
+	int			 port = 0, backlog = 1024, opt, lfd = -1, ep = -1,
+				 one = 1, syncers = 1;
 	struct sigaction	 sa = { .sa_handler = on_signal };
 
-	while ((opt = getopt(argc, argv, "a:b:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "a:b:j:p:t:")) != -1) {
 		switch (opt) {
 		case 'a':
 			addr = optarg;
 			break;
 		case 'b':
 			backlog = atoi(optarg);
+			break;
+		case 'j':
+			journal = optarg;
+			break;
+		case 't':
+			syncers = atoi(optarg);
 			break;
 		case 'p':
 			port = atoi(optarg);
@@ -235,13 +436,36 @@ main(int argc, char **argv)
 			return usage();
 		}
 	}
-	if (port <= 0 || port > 65535 || backlog <= 0 ||
+	if (port <= 0 || port > 65535 || backlog <= 0 || syncers < 1 ||
 	    inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
 		return usage();
 	sin.sin_port = htons((unsigned short)port);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* the journal first: a client that can connect finds it ready */
+	if (journal != NULL) {
+		struct epoll_event jev = { .events = EPOLLIN };
+		pthread_t	 t;
+
+		pthread_mutex_init(&jn.mtx, NULL);
+		pthread_cond_init(&jn.cond, NULL);
+		jev.data.ptr = &jn;	/* &jn: the syncer's eventfd */
+		if ((jn.fd = journal_open(journal)) == -1 ||
+		    (jn.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+		    (ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+		    epoll_ctl(ep, EPOLL_CTL_ADD, jn.efd, &jev) == -1 ||
+		    pthread_create(&t, NULL, journal_syncer, NULL) != 0) {
+			perror("smtp_floor: journal");
+			return 1;
+		}
+		for (int i = 1; i < syncers; i++)
+			if (pthread_create(&t, NULL, journal_syncer, NULL)
+			    != 0) {
+				perror("smtp_floor: journal");
+				return 1;
+			}
+	}
 	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1 ||
 	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
@@ -250,7 +474,7 @@ main(int argc, char **argv)
 		perror("smtp_floor: listen");
 		return 1;
 	}
-	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+	if (ep == -1 && (ep = epoll_create1(EPOLL_CLOEXEC)) == -1) {
 		perror("smtp_floor: epoll_create1");
 		return 1;
 	}
@@ -274,6 +498,18 @@ main(int argc, char **argv)
 
 			if (c == NULL) {
 				accept_all(ep, lfd);
+				continue;
+			}
+			if ((void *)c == (void *)&jn) {
+				journal_synced(ep);
+				continue;
+			}
+			if (c->waiting) {
+				/* input before its 250: read once answered
+				   (off, not just muted: a hangup would still
+				   be reported, at every wait) */
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				c->muted = true;
 				continue;
 			}
 			got = read(c->fd, buf, sizeof(buf));

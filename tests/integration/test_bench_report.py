@@ -21,14 +21,17 @@ def run(ingest, e2e, cpu):
     return {"ingest_rate": ingest, "e2e_rate": e2e, "cpu_per_1000": cpu}
 
 
-def results(bench, petrel, postfix, idle=None, ceiling=None, floor=None):
-    """petrel and postfix: workload -> list of runs (one per round)."""
+def results(bench, petrel, postfix, idle=None, ceiling=None, floor=None,
+            durable=None):
+    """petrel, postfix and durable (the durable floor): workload -> list of
+    runs (one per round)."""
     res = {"servers": ["petrel", "Postfix"], "sessions": 20,
            "rounds": {}, "load": {}, "idle": idle or {},
            "idle_sizes": sorted(k[0] for k in (idle or {})),
            "ceiling": {"rows": ceiling or []}}
     for name, table in (("petrel", petrel), ("Postfix", postfix),
-                        ("floor", floor or {})):
+                        ("floor", floor or {}),
+                        ("durable floor", durable or {})):
         for key, runs in table.items():
             res["rounds"][(key, name)] = dict(enumerate(runs))
             res["load"][(key, name)] = bench.median_run(
@@ -38,7 +41,12 @@ def results(bench, petrel, postfix, idle=None, ceiling=None, floor=None):
 
 
 def verdicts(rows):
-    return {(t, where): (fig, v) for t, where, fig, v in rows}
+    return {(t, where): (fig, v) for t, where, fig, v, _ in rows}
+
+
+def floors(rows):
+    """The durable floor's figure of each target."""
+    return {(t, where): fl for t, where, _, _, fl in rows}
 
 
 def test_ratio_targets_use_the_paired_median(bench, monkeypatch):
@@ -101,6 +109,45 @@ def test_idle_and_commit_rate_targets(bench, monkeypatch):
     v = verdicts(bench.targets(res))
     assert v[("ingest ≥ the 16-writer commit rate", "w1")] == \
         ("–", "not measured")
+
+
+def test_durable_floor_figures(bench, monkeypatch):
+    """Next to each ingest target, the durable floor's ratio to Postfix in
+    the same rounds; next to the commit-rate target, its rate. It says how
+    far a server that commits before its 250 can go, and changes no
+    verdict."""
+    monkeypatch.setattr(bench, "WORKLOADS", [w for w in bench.WORKLOADS
+                                             if w[0] in ("w1", "w1s4")])
+    petrel = {"w1": [run(4000, 4000, 0.2)] * 2,
+              "w1s4": [run(2500, 2500, 0.2), run(2700, 2700, 0.2)]}
+    postfix = {"w1": [run(1000, 1000, 1.0)] * 2,
+               "w1s4": [run(1000, 1000, 1.0), run(900, 900, 1.0)]}
+    # w1s4: the durable floor took 4.0× and 4.5× Postfix of its round
+    durable = {"w1": [run(7000, 0, 0.1)] * 2,
+               "w1s4": [run(4000, 0, 0.1), run(4050, 0, 0.1)]}
+    res = results(bench, _full(bench, petrel), _full(bench, postfix),
+                  ceiling=[(4096, 16, 10000.0)],
+                  durable=_full(bench, durable))
+    rows = bench.targets(res)
+    fl, v = floors(rows), verdicts(rows)
+    assert fl[("ingest ≥ 5× Postfix", "w1s4")] == "4.25× (4.00–4.50)"
+    assert fl[("ingest ≥ 5× Postfix", "w1")] == "7.00× (7.00–7.00)"
+    assert v[("ingest ≥ 5× Postfix", "w1s4")][1] == "not met"
+    # nothing to say of end-to-end or CPU: it delivers nothing
+    assert fl[("end-to-end ≥ 3× Postfix", "w1")] == "–"
+    assert fl[("CPU per message ≤ 0.2× Postfix", "w1")] == "–"
+    assert fl[("ingest ≥ the 16-writer commit rate", "w1")] == "7,000 /s"
+    assert v[("ingest ≥ the 16-writer commit rate", "w1")][1] == "not met"
+    # without it, a dash
+    res = results(bench, _full(bench, petrel), _full(bench, postfix),
+                  ceiling=[(4096, 16, 10000.0)])
+    assert set(floors(bench.targets(res)).values()) == {"–"}
+
+
+def test_durable_syncers(bench):
+    assert bench.durable_syncers(4) == 4
+    assert bench.durable_syncers(1) == 1
+    assert bench.durable_syncers(20) == 1
 
 
 def test_session_ms(bench):

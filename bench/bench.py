@@ -799,6 +799,13 @@ class DurableFloor(Floor):
                      "-t", str(durable_syncers(self.sessions))]
         self._spawn(self.argv)
 
+    def config_text(self):
+        # kept from the first run; -t follows each workload's sessions
+        return (" ".join(self.argv) + "\n# -t: " +
+                ", ".join(f"{durable_syncers(n)} at {n} sessions"
+                          for n in sorted({workload_sessions(
+                              w, self.sessions) for w in WORKLOADS})))
+
     @staticmethod
     def version():
         return "durable floor (bench/smtp_floor.c -j)"

@@ -144,10 +144,15 @@ def test_durable_floor_figures(bench, monkeypatch):
     assert set(floors(bench.targets(res)).values()) == {"–"}
 
 
-def test_durable_syncers(bench):
+def test_durable_syncers(bench, tmp_path):
     assert bench.durable_syncers(4) == 4
     assert bench.durable_syncers(1) == 1
     assert bench.durable_syncers(20) == 1
+    # the configuration the report shows names the syncers of each
+    # workload's session count, not only the first run's
+    d = bench.DurableFloor(tmp_path / "d", tmp_path / "smtp_floor")
+    d.argv, d.sessions = ["smtp_floor", "-t", "1"], 20
+    assert "# -t: 4 at 4 sessions, 1 at 20 sessions" in d.config_text()
 
 
 def test_session_ms(bench):

@@ -58,7 +58,7 @@ struct conn {
 	char	 line[FLOOR_LINE];
 	/* durable floor: waiting for the sync of generation gen */
 	bool	 waiting;
-	bool	 muted;		/* EPOLLIN off while waiting */
+	bool	 muted;		/* out of epoll while waiting */
 	uint64_t gen;
 	char	*rest;		/* owned: input after the data, for later */
 	size_t	 rest_len;
@@ -411,8 +411,8 @@ main(int argc, char **argv)
 	struct epoll_event	 evs[FLOOR_EVENTS], lev = { .events = EPOLLIN };
 	static char		 buf[FLOOR_READ];
 	const char		*addr = "127.0.0.1", *journal = NULL;
-	int			 port = 0, backlog = 1024, opt, lfd = -1, ep = -1,
-				 one = 1, syncers = 1;
+	int			 port = 0, backlog = 1024, opt, lfd, ep, one = 1,
+				 syncers = 1;
 	struct sigaction	 sa = { .sa_handler = on_signal };
 
 	while ((opt = getopt(argc, argv, "a:b:j:p:t:")) != -1) {
@@ -443,6 +443,10 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		perror("smtp_floor: epoll_create1");
+		return 1;
+	}
 	/* the journal first: a client that can connect finds it ready */
 	if (journal != NULL) {
 		struct epoll_event jev = { .events = EPOLLIN };
@@ -453,16 +457,14 @@ main(int argc, char **argv)
 		jev.data.ptr = &jn;	/* &jn: the syncer's eventfd */
 		if ((jn.fd = journal_open(journal)) == -1 ||
 		    (jn.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
-		    (ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
-		    epoll_ctl(ep, EPOLL_CTL_ADD, jn.efd, &jev) == -1 ||
-		    pthread_create(&t, NULL, journal_syncer, NULL) != 0) {
+		    epoll_ctl(ep, EPOLL_CTL_ADD, jn.efd, &jev) == -1) {
 			perror("smtp_floor: journal");
 			return 1;
 		}
-		for (int i = 1; i < syncers; i++)
+		for (int i = 0; i < syncers; i++)
 			if (pthread_create(&t, NULL, journal_syncer, NULL)
 			    != 0) {
-				perror("smtp_floor: journal");
+				perror("smtp_floor: journal syncer");
 				return 1;
 			}
 	}
@@ -472,10 +474,6 @@ main(int argc, char **argv)
 	    bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
 	    listen(lfd, backlog) == -1) {
 		perror("smtp_floor: listen");
-		return 1;
-	}
-	if (ep == -1 && (ep = epoll_create1(EPOLL_CLOEXEC)) == -1) {
-		perror("smtp_floor: epoll_create1");
 		return 1;
 	}
 	lev.data.ptr = NULL;	/* NULL: the listening socket */
